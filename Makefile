@@ -1,0 +1,62 @@
+# Every target builds its own virtualenv, so a fresh clone needs nothing but python3,
+# the gcloud emulators and Java (the harness says what to install if they are missing).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck unit dev demo sweep bench schema diagram deploy clean
+
+help:
+	@echo "make demo   - run the whole pipeline on local emulators and check the outcome"
+	@echo "make test   - lint, typecheck and the full test suite (emulators started for you)"
+	@echo "make dev    - emulators + both functions, runs until Ctrl-C"
+	@echo "make bench  - benchmarks, writes bench/results/"
+	@echo "make sweep  - publish outbox entries stuck longer than the threshold"
+	@echo "make deploy - how to apply infra/terraform to a Google Cloud project"
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy functions statemachine schemas infra main.py
+
+# pytest exits 5 when it collected nothing; make treats any non-zero exit as failure.
+test: lint typecheck
+	$(PY) -m pytest -q -p no:cacheprovider --cov --cov-report=term-missing:skip-covered
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not emulator"
+
+dev: $(STAMP)
+	$(PY) -m infra.local.stack dev
+
+demo: $(STAMP)
+	$(PY) -m infra.local.demo
+
+sweep: $(STAMP)
+	$(VENV)/bin/billing-ops relay sweep
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+schema: $(STAMP)
+	$(PY) -m schemas.export
+
+diagram: $(STAMP)
+	$(PY) -m statemachine.diagram > runbooks/state-diagram.md
+
+deploy:
+	@cat infra/terraform/DEPLOY.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,74 @@
+"""Models that validate the catalog data in statemachine/catalog.py."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.entitlements import Limits
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Plan(_Frozen):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    monthly_amount_cents: int = Field(gt=0)
+    lookup_key: str
+    features: tuple[str, ...]
+    limits: Limits
+    rank: int = Field(ge=1, description="higher is a bigger plan; decides upgrade vs downgrade")
+
+
+class AddOn(_Frozen):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    monthly_amount_cents: int = Field(gt=0)
+    lookup_key: str
+    features: tuple[str, ...] = ()
+    # Added to the plan's limits, per unit of quantity.
+    extra_limits: dict[str, int] = Field(default_factory=dict)
+    per_unit: bool = False
+
+    @model_validator(mode="after")
+    def _known_limits(self) -> AddOn:
+        unknown = set(self.extra_limits) - set(Limits.model_fields)
+        if unknown:
+            raise ValueError(f"unknown limit names: {sorted(unknown)}")
+        return self
+
+
+class Catalog(_Frozen):
+    currency: str = "usd"
+    trial_days: int = Field(ge=0)
+    plans: tuple[Plan, ...]
+    add_ons: tuple[AddOn, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalog:
+        keys = [p.lookup_key for p in self.plans] + [a.lookup_key for a in self.add_ons]
+        ids = [p.id for p in self.plans] + [a.id for a in self.add_ons]
+        if len(set(keys)) != len(keys) or len(set(ids)) != len(ids):
+            raise ValueError("plan and add-on ids and lookup keys must be unique")
+        if len({p.rank for p in self.plans}) != len(self.plans):
+            raise ValueError("plan ranks must be unique")
+        return self
+
+    def by_lookup_key(self, key: str) -> Plan | AddOn | None:
+        for item in (*self.plans, *self.add_ons):
+            if item.lookup_key == key:
+                return item
+        return None
+
+    def plan(self, plan_id: str) -> Plan:
+        for plan in self.plans:
+            if plan.id == plan_id:
+                return plan
+        raise KeyError(plan_id)
+
+    def add_on(self, add_on_id: str) -> AddOn:
+        for add_on in self.add_ons:
+            if add_on.id == add_on_id:
+                return add_on
+        raise KeyError(add_on_id)

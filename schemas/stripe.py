@@ -1,0 +1,203 @@
+"""The parts of Stripe's objects we read, tolerant of unknown fields and of API versions.
+
+Older API versions put `current_period_start/end` on the subscription; current ones put
+them on each subscription item. Older invoices carry `subscription` at the top level;
+current ones under `parent.subscription_details.subscription`. Both are accepted and
+exposed through one property each, so the domain never branches on API version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SubscriptionStatus = Literal[
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "paused",
+]
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _id_of(value: object) -> str | None:
+    """Stripe returns either an id or the expanded object for references."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        ref = value.get("id")
+        return ref if isinstance(ref, str) else None
+    raise ValueError("expected an id string or an object with an id")
+
+
+class Price(_Tolerant):
+    id: str
+    lookup_key: str | None = None
+    unit_amount: int | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class SubscriptionItem(_Tolerant):
+    id: str
+    price: Price
+    quantity: int = 1
+    current_period_start: int | None = None
+    current_period_end: int | None = None
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _null_quantity(cls, value: object) -> object:
+        # Metered prices report quantity null; they count as one unit of the feature.
+        return 1 if value is None else value
+
+
+class ItemList(_Tolerant):
+    data: list[SubscriptionItem] = Field(default_factory=list)
+    has_more: bool = False
+
+
+class Subscription(_Tolerant):
+    object: Literal["subscription"] = "subscription"
+    id: str
+    customer: str
+    status: SubscriptionStatus
+    created: int
+    items: ItemList = Field(default_factory=ItemList)
+    cancel_at_period_end: bool = False
+    cancel_at: int | None = None
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    trial_end: int | None = None
+    latest_invoice: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    # Older API versions only.
+    current_period_start: int | None = None
+    current_period_end: int | None = None
+
+    _refs = field_validator("customer", "latest_invoice", mode="before")(
+        classmethod(lambda cls, v: _id_of(v))
+    )
+
+    @property
+    def period_end(self) -> int | None:
+        ends = [i.current_period_end for i in self.items.data if i.current_period_end]
+        if ends:
+            return max(ends)
+        return self.current_period_end
+
+    @property
+    def period_start(self) -> int | None:
+        starts = [i.current_period_start for i in self.items.data if i.current_period_start]
+        if starts:
+            return max(starts)
+        return self.current_period_start
+
+
+class InvoiceSubscriptionDetails(_Tolerant):
+    subscription: str | None = None
+
+    _refs = field_validator("subscription", mode="before")(classmethod(lambda cls, v: _id_of(v)))
+
+
+class InvoiceParent(_Tolerant):
+    subscription_details: InvoiceSubscriptionDetails | None = None
+
+
+class Invoice(_Tolerant):
+    object: Literal["invoice"] = "invoice"
+    id: str
+    customer: str
+    status: str | None = None
+    billing_reason: str | None = None
+    created: int
+    attempt_count: int = 0
+    next_payment_attempt: int | None = None
+    period_end: int | None = None
+    parent: InvoiceParent | None = None
+    # Older API versions only.
+    subscription: str | None = None
+
+    _refs = field_validator("customer", "subscription", mode="before")(
+        classmethod(lambda cls, v: _id_of(v))
+    )
+
+    @property
+    def subscription_id(self) -> str | None:
+        if self.parent and self.parent.subscription_details:
+            nested = self.parent.subscription_details.subscription
+            if nested:
+                return nested
+        return self.subscription
+
+
+class CheckoutSession(_Tolerant):
+    object: Literal["checkout.session"] = "checkout.session"
+    id: str
+    customer: str | None = None
+    client_reference_id: str | None = None
+    subscription: str | None = None
+    mode: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    _refs = field_validator("customer", "subscription", mode="before")(
+        classmethod(lambda cls, v: _id_of(v))
+    )
+
+
+class EventData(_Tolerant):
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
+
+
+class EventRequest(_Tolerant):
+    id: str | None = None
+    idempotency_key: str | None = None
+
+
+class StripeEvent(_Tolerant):
+    """The event envelope. `data.object` stays a dict until the domain picks a model."""
+
+    id: str = Field(pattern=r"^evt_[A-Za-z0-9_]+$")
+    object: Literal["event"] = "event"
+    type: str = Field(min_length=1)
+    created: int = Field(ge=0)
+    livemode: bool
+    api_version: str | None = None
+    data: EventData
+    request: EventRequest | None = None
+
+    @field_validator("request", mode="before")
+    @classmethod
+    def _legacy_request(cls, value: object) -> object:
+        # API versions before 2017-05-25 sent `request` as a bare id string.
+        if isinstance(value, str):
+            return {"id": value}
+        return value
+
+    @property
+    def object_type(self) -> str | None:
+        kind = self.data.object.get("object")
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def object_id(self) -> str | None:
+        ref = self.data.object.get("id")
+        return ref if isinstance(ref, str) else None
+
+    @property
+    def customer_id(self) -> str | None:
+        """The Stripe customer this event is about, or None (for example a product event)."""
+        if self.object_type == "customer":
+            return self.object_id
+        try:
+            return _id_of(self.data.object.get("customer"))
+        except ValueError:
+            return None
