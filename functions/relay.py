@@ -1,0 +1,88 @@
+"""Outbox relay: publishes committed entitlement changes, then marks them sent.
+
+Runs after the transaction commits, never inside it. It always publishes every unsent
+entry of the customer in version order, so a crash between publish and mark, or a
+failed publish, is repaired by the next event for that customer or by the sweep. The
+price is at-least-once delivery of a version; consumers dedupe on (customer id, version).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from functions.log import get_logger
+from functions.publisher import Publisher
+from functions.repository import BillingRepository
+from schemas.documents import OutboxEntry
+from schemas.entitlements import SCHEMA_VERSION
+
+
+def encode(entry: OutboxEntry) -> tuple[bytes, dict[str, str]]:
+    # Stable bytes: a republished version is byte-identical to the first publish.
+    data = json.dumps(entry.payload, sort_keys=True, separators=(",", ":")).encode()
+    attributes = {
+        "customer_id": entry.customer_id,
+        "version": str(entry.version),
+        "schema_version": SCHEMA_VERSION,
+        "causing_event_id": entry.causing_event_id,
+    }
+    if entry.trace_id:
+        attributes["trace_id"] = entry.trace_id
+    return data, attributes
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    customers: int
+    published: int
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        repo: BillingRepository,
+        publisher: Publisher,
+        topic: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._publisher = publisher
+        self._topic = topic
+        self._clock = clock
+
+    def relay_customer(self, customer_id: str) -> int:
+        """Publish all unsent entries of one customer in order; raises TransientError."""
+        published = 0
+        for entry in self._repo.pending_outbox(customer_id):
+            data, attributes = encode(entry)
+            log = get_logger(
+                component="relay",
+                customer_id=customer_id,
+                version=entry.version,
+                trace_id=entry.trace_id,
+            )
+            try:
+                self._publisher.publish(
+                    self._topic, data, attributes=attributes, ordering_key=customer_id
+                )
+            except Exception:
+                log.error("outbox_relay_failed", exc_info=True)
+                raise
+            now = self._clock()
+            self._repo.mark_sent(customer_id, entry.version, now)
+            log.info("outbox_relayed", relay_lag_ms=round((now - entry.created_at) * 1000, 1))
+            published += 1
+        return published
+
+    def sweep(self, older_than_seconds: float, limit: int = 500) -> SweepResult:
+        """Relay customers whose entries stayed unsent longer than the threshold."""
+        stale = self._repo.stale_outbox(self._clock() - older_than_seconds, limit=limit)
+        customers = sorted({entry.customer_id for entry in stale})
+        published = sum(self.relay_customer(customer) for customer in customers)
+        get_logger(component="relay").info(
+            "outbox_sweep", customers=len(customers), published=published
+        )
+        return SweepResult(customers=len(customers), published=published)

@@ -1,0 +1,268 @@
+"""process_stripe_event's logic: one Pub/Sub message -> at most one effect.
+
+Failure routing (functions/errors.py): a PermanentError is recorded in `failures/` and
+the original bytes are published to the dead-letter topic here, then the message is
+acknowledged so the customer's ordering key is released at once. Anything else is
+recorded when possible and raised, so Pub/Sub redelivers with backoff and its
+dead-letter policy takes over after the configured attempts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+import statemachine
+from functions.errors import InvalidPayload, PermanentError, TransientError
+from functions.log import get_logger
+from functions.publisher import Publisher
+from functions.relay import OutboxRelay
+from functions.repository import BillingRepository, Operation
+from schemas.documents import FailureRecord
+from schemas.stripe import StripeEvent
+from statemachine.decision import Policy
+
+_MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    data: bytes
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    message_id: str = ""
+    delivery_attempt: int | None = None
+
+    @classmethod
+    def from_push(cls, body: Mapping[str, Any]) -> IncomingMessage:
+        """Decode the Pub/Sub push envelope (CloudEvent data of messagePublished)."""
+        message = body.get("message")
+        if not isinstance(message, Mapping):
+            raise InvalidPayload("push body has no 'message' object")
+        try:
+            data = base64.b64decode(message.get("data") or "", validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise InvalidPayload("message data is not valid base64") from exc
+        attributes = message.get("attributes") or {}
+        attempt = body.get("deliveryAttempt") or message.get("deliveryAttempt")
+        return cls(
+            data=data,
+            attributes={str(k): str(v) for k, v in attributes.items()},
+            message_id=str(message.get("messageId") or message.get("message_id") or ""),
+            delivery_attempt=int(attempt) if attempt else None,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: str  # applied|duplicate|stale|noop|ignored|anomaly|dead_lettered
+    event_id: str | None
+    customer_id: str | None
+    version: int | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+
+
+class Subscriber:
+    def __init__(
+        self,
+        repo: BillingRepository,
+        publisher: Publisher,
+        *,
+        project: str,
+        entitlements_topic: str,
+        dead_letter_topic: str,
+        policy: Policy,
+        marker_ttl_days: int,
+    ) -> None:
+        self._repo = repo
+        self._publisher = publisher
+        self._project = project
+        self._dead_letter_topic = dead_letter_topic
+        self._policy = policy
+        self._marker_ttl_days = marker_ttl_days
+        self.relay = OutboxRelay(repo, publisher, entitlements_topic)
+
+    def handle(self, message: IncomingMessage) -> Outcome:
+        started = time.perf_counter()
+        trace_id = message.attributes.get("trace_id")
+        log = get_logger(
+            component="subscriber",
+            message_id=message.message_id,
+            trace_id=trace_id,
+            project=self._project,
+        )
+        event: StripeEvent | None = None
+        try:
+            event = self._parse(message.data)
+            log = log.bind(
+                event_id=event.id, event_type=event.type, customer_id=event.customer_id
+            )
+            outcome = self._apply(event, message, trace_id)
+        except PermanentError as exc:
+            return self._dead_letter(message, event, exc, log)
+        except Exception as exc:
+            self._note_transient_failure(message, event, exc, log)
+            if isinstance(exc, TransientError):
+                raise
+            raise TransientError(f"unexpected {type(exc).__name__}: {exc}") from exc
+        log.info(
+            "event_processed",
+            decision=outcome.decision,
+            version=outcome.version,
+            from_status=outcome.from_status,
+            to_status=outcome.to_status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return outcome
+
+    @staticmethod
+    def _parse(data: bytes) -> StripeEvent:
+        try:
+            return StripeEvent.model_validate_json(data)
+        except pydantic.ValidationError as exc:
+            raise InvalidPayload(_summarise(exc)) from exc
+
+    def _apply(self, event: StripeEvent, message: IncomingMessage, trace_id: str | None) -> Outcome:
+        handled = statemachine.is_handled_event_type(event.type)
+        customer_id = event.customer_id if handled else None
+        op = Operation(
+            op_id=event.id,
+            op_type=event.type,
+            customer_id=customer_id,
+            at=event.created,
+            source="replay" if message.attributes.get("replay") == "true" else "webhook",
+            trace_id=trace_id,
+        )
+
+        def decide(record: Any) -> statemachine.Decision:
+            return statemachine.decide(record, event, self._policy)
+
+        try:
+            result = self._repo.apply(
+                op, decide if customer_id else None, marker_ttl_days=self._marker_ttl_days
+            )
+        except pydantic.ValidationError as exc:
+            # The domain could not read the event's object: retrying will not change it.
+            raise InvalidPayload(_summarise(exc)) from exc
+        if result.decision is not None and result.decision.kind == "anomaly":
+            anomaly = result.decision.anomaly
+            get_logger(
+                component="subscriber",
+                event_id=event.id,
+                event_type=event.type,
+                customer_id=customer_id,
+                trace_id=trace_id,
+                project=self._project,
+            ).warning(
+                "anomaly_recorded",
+                anomaly_code=anomaly.code if anomaly else "unknown",
+                detail=anomaly.detail if anomaly else result.decision.reason,
+            )
+        if customer_id:
+            # Also on duplicates: a redelivery is how a failed relay gets another go.
+            self.relay.relay_customer(customer_id)
+        if result.duplicate:
+            kind = "duplicate"
+        elif result.decision is None:
+            kind = "ignored"
+        else:
+            kind = result.decision.kind
+        transition = result.decision.transition if result.decision else None
+        return Outcome(
+            decision=kind,
+            event_id=event.id,
+            customer_id=customer_id,
+            version=result.decision.record.version if result.decision else None,
+            from_status=transition.source if transition else None,
+            to_status=transition.dest if transition else None,
+        )
+
+    def _dead_letter(
+        self,
+        message: IncomingMessage,
+        event: StripeEvent | None,
+        exc: PermanentError,
+        log: Any,
+    ) -> Outcome:
+        reason = str(exc)[:_MAX_REASON]
+        key = event.id if event else f"msg-{message.message_id or 'unknown'}"
+        now = time.time()
+        attributes = dict(message.attributes)
+        attributes.update(
+            {
+                "dead_letter_reason_code": exc.reason_code,
+                "dead_letter_reason": reason,
+                "dead_lettered_at": str(int(now)),
+                "dead_lettered_by": "subscriber",
+                "failure_key": key,
+            }
+        )
+        # Publish first: if it fails we raise, the message is redelivered, nothing is lost.
+        self._publisher.publish(self._dead_letter_topic, message.data, attributes=attributes)
+        self._repo.record_failure(
+            FailureRecord(
+                event_id=key,
+                event_type=event.type if event else message.attributes.get("event_type"),
+                customer_id=event.customer_id if event else message.attributes.get("customer_id"),
+                reason_code=exc.reason_code,
+                reason=reason,
+                first_failed_at=now,
+                last_failed_at=now,
+                dead_lettered=True,
+            )
+        )
+        log.error("event_failed", reason_code=exc.reason_code, transient=False, reason=reason)
+        return Outcome(
+            decision="dead_lettered",
+            event_id=event.id if event else None,
+            customer_id=event.customer_id if event else None,
+        )
+
+    def dead_letter_undecodable(self, message: IncomingMessage, exc: PermanentError) -> Outcome:
+        log = get_logger(component="subscriber", project=self._project)
+        return self._dead_letter(message, None, exc, log)
+
+    def _note_transient_failure(
+        self,
+        message: IncomingMessage,
+        event: StripeEvent | None,
+        exc: Exception,
+        log: Any,
+    ) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:_MAX_REASON]
+        log.error(
+            "event_failed",
+            reason_code="transient",
+            transient=True,
+            attempt=message.delivery_attempt,
+            reason=reason,
+            exc_info=not isinstance(exc, TransientError),
+        )
+        now = time.time()
+        try:
+            self._repo.record_failure(
+                FailureRecord(
+                    event_id=event.id if event else f"msg-{message.message_id or 'unknown'}",
+                    event_type=event.type if event else None,
+                    customer_id=event.customer_id if event else None,
+                    reason_code="transient",
+                    reason=reason,
+                    first_failed_at=now,
+                    last_failed_at=now,
+                )
+            )
+        except Exception:
+            # Firestore itself may be what is down; the log line above is the record then.
+            log.warning("failure_record_unavailable", exc_info=True)
+
+
+def _summarise(exc: pydantic.ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
+    return f"{exc.title} invalid: " + "; ".join(parts)
+

@@ -1,0 +1,33 @@
+"""Thin entry points of the subscriber side: decode, call the handler, return."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from functions import wiring
+from functions.config import subscriber_settings
+from functions.errors import InvalidPayload
+from functions.subscriber import IncomingMessage
+
+
+def handle_cloud_event(cloud_event: Any) -> None:
+    """Pub/Sub messagePublished CloudEvent -> Subscriber.handle.
+
+    Returning acknowledges; raising makes the push endpoint answer 5xx -> redelivery.
+    """
+    subscriber = wiring.subscriber()
+    data = cloud_event.data
+    try:
+        message = IncomingMessage.from_push(data if isinstance(data, dict) else {})
+    except InvalidPayload as exc:
+        # An envelope we cannot even decode still goes to the dead-letter path with its reason.
+        message = IncomingMessage(data=json.dumps(data, default=str).encode(), message_id="")
+        subscriber.dead_letter_undecodable(message, exc)
+        return
+    subscriber.handle(message)
+
+
+def handle_sweep_request() -> tuple[dict[str, int], int]:
+    result = wiring.relay().sweep(subscriber_settings().outbox_sweep_after_seconds)
+    return {"customers": result.customers, "published": result.published}, 200

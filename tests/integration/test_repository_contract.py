@@ -1,0 +1,165 @@
+"""One behavioural suite, two adapters: the in-memory fake and Firestore on the emulator.
+
+If the fake drifts from Firestore, unit tests built on the fake would lie; this suite is
+what keeps them honest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from functions.firestore_repository import FirestoreRepository
+from functions.repository import BillingRepository, Operation
+from schemas.documents import BillingRecord, FailureRecord
+from schemas.entitlements import AccessLevel, AccountMessage, Entitlements, Limits
+from statemachine.decision import Decision, Transition
+from tests.support.fake_repository import FakeRepository
+
+LIMITS = Limits(tables=5, custom_rules=0, seats=3, alert_channels=1, api_requests_per_day=0)
+
+
+def activate(account_id: str | None = None):  # type: ignore[no-untyped-def]
+    """A stand-in domain decision: becomes active, bumps the version."""
+
+    def decide(record: BillingRecord) -> Decision:
+        new = record.model_copy(
+            update={
+                "status": "active",
+                "version": record.version + 1,
+                "access": AccessLevel.FULL,
+                "entitlements": Entitlements(plan="starter", limits=LIMITS),
+                "message": AccountMessage(code="active", text="All good."),
+                "account_id": account_id or record.account_id,
+            }
+        )
+        return Decision(
+            kind="applied",
+            record=new,
+            reason="test",
+            transition=Transition("activate", record.status, "active"),
+            entitlements_changed=True,
+        )
+
+    return decide
+
+
+def noop(record: BillingRecord) -> Decision:
+    return Decision(kind="noop", record=record, reason="nothing changes")
+
+
+@pytest.fixture(params=["fake", "firestore"])
+def repo(request: pytest.FixtureRequest) -> Iterator[BillingRepository]:
+    if request.param == "fake":
+        yield FakeRepository()
+        return
+    request.getfixturevalue("emulators")
+    yield FirestoreRepository(f"contract-{uuid.uuid4().hex[:10]}")
+
+
+def op(op_id: str, customer: str | None = "cus_1", at: int = 1_700_000_000) -> Operation:
+    return Operation(op_id=op_id, op_type="customer.subscription.updated", customer_id=customer, at=at)
+
+
+def test_apply_writes_record_history_and_outbox_once(repo: BillingRepository) -> None:
+    first = repo.apply(op("evt_1"), activate(), marker_ttl_days=35)
+    second = repo.apply(op("evt_1"), activate(), marker_ttl_days=35)
+
+    assert not first.duplicate and first.outbox_version == 1
+    assert second.duplicate and second.decision is None
+    record = repo.get_record("cus_1")
+    assert record is not None and record.status == "active" and record.version == 1
+    history = repo.history("cus_1")
+    assert [(h.event_id, h.from_status, h.to_status, h.decision) for h in history] == [
+        ("evt_1", "none", "active", "applied")
+    ]
+    pending = repo.pending_outbox("cus_1")
+    assert [(e.version, e.causing_event_id, e.sent) for e in pending] == [(1, "evt_1", False)]
+    assert pending[0].payload["version"] == 1
+    assert pending[0].payload["customer_id"] == "cus_1"
+    assert repo.is_processed("evt_1")
+
+
+def test_no_customer_writes_only_the_marker(repo: BillingRepository) -> None:
+    result = repo.apply(op("evt_product", customer=None), None, marker_ttl_days=35)
+    again = repo.apply(op("evt_product", customer=None), None, marker_ttl_days=35)
+    assert not result.duplicate and result.decision is None
+    assert again.duplicate
+    assert repo.list_customers() == []
+
+
+def test_noop_records_history_but_no_outbox(repo: BillingRepository) -> None:
+    repo.apply(op("evt_1"), activate(), marker_ttl_days=35)
+    result = repo.apply(op("evt_2", at=1_700_000_100), noop, marker_ttl_days=35)
+    assert result.outbox_version is None
+    assert [h.event_id for h in repo.history("cus_1")] == ["evt_2", "evt_1"]
+    assert [e.version for e in repo.pending_outbox("cus_1")] == [1]
+
+
+def test_outbox_versions_order_mark_sent_and_stale_query(repo: BillingRepository) -> None:
+    repo.apply(op("evt_1"), activate(), marker_ttl_days=35)
+    repo.apply(op("evt_2", at=1_700_000_001), activate(), marker_ttl_days=35)
+    repo.apply(op("evt_3", customer="cus_2"), activate(), marker_ttl_days=35)
+    assert [e.version for e in repo.pending_outbox("cus_1")] == [1, 2]
+
+    repo.mark_sent("cus_1", 1, time.time())
+    assert [e.version for e in repo.pending_outbox("cus_1")] == [2]
+    stale = repo.stale_outbox(time.time() + 1)
+    assert [(e.customer_id, e.version) for e in stale] == [("cus_1", 2), ("cus_2", 1)]
+    assert repo.stale_outbox(time.time() - 3600) == []
+
+
+def test_account_link_is_created_and_found(repo: BillingRepository) -> None:
+    assert repo.customer_for_account("acct_9") is None
+    repo.apply(op("evt_1"), activate(account_id="acct_9"), marker_ttl_days=35)
+    assert repo.customer_for_account("acct_9") == "cus_1"
+    record = repo.get_record("cus_1")
+    assert record is not None and record.account_id == "acct_9"
+
+
+def test_record_failure_counts_attempts(repo: BillingRepository) -> None:
+    def failure(at: float, dead: bool = False) -> FailureRecord:
+        return FailureRecord(
+            event_id="evt_bad",
+            reason_code="transient",
+            reason="boom",
+            first_failed_at=at,
+            last_failed_at=at,
+            dead_lettered=dead,
+        )
+
+    repo.record_failure(failure(100.0))
+    stored = repo.record_failure(failure(200.0, dead=True))
+    assert (stored.attempts, stored.first_failed_at, stored.last_failed_at) == (2, 100.0, 200.0)
+    assert stored.dead_lettered
+    assert repo.get_failure("evt_bad") == stored
+    assert [f.event_id for f in repo.list_failures()] == ["evt_bad"]
+
+
+def test_concurrent_duplicates_apply_once(repo: BillingRepository) -> None:
+    results = []
+
+    def worker() -> None:
+        for _ in range(20):  # transient contention is retried, as Pub/Sub would
+            try:
+                results.append(repo.apply(op("evt_same"), activate(), marker_ttl_days=35))
+                return
+            except Exception:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(results) == 6
+    assert sum(not r.duplicate for r in results) == 1
+    record = repo.get_record("cus_1")
+    assert record is not None and record.version == 1
+    assert len(repo.history("cus_1")) == 1
+    assert len(repo.pending_outbox("cus_1")) == 1

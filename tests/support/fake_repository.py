@@ -1,0 +1,128 @@
+"""In-memory BillingRepository for unit tests; the contract suite holds it to the same
+behaviour as the Firestore adapter (tests/integration/test_repository_contract.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from functions.repository import ApplyResult, DecideFn, Operation
+from schemas.documents import (
+    AccountLink,
+    BillingRecord,
+    FailureRecord,
+    HistoryEntry,
+    OutboxEntry,
+)
+from statemachine import entitlement_message
+
+
+class FakeRepository:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: dict[str, BillingRecord] = {}
+        self.history_entries: dict[str, list[HistoryEntry]] = {}
+        self.outbox: dict[tuple[str, int], OutboxEntry] = {}
+        self.accounts: dict[str, AccountLink] = {}
+        self.markers: set[str] = set()
+        self.failures: dict[str, FailureRecord] = {}
+
+    def apply(self, op: Operation, decide: DecideFn | None, *, marker_ttl_days: int) -> ApplyResult:
+        with self._lock:
+            if op.op_id in self.markers:
+                return ApplyResult(duplicate=True, decision=None, outbox_version=None)
+            if decide is None or op.customer_id is None:
+                self.markers.add(op.op_id)
+                return ApplyResult(duplicate=False, decision=None, outbox_version=None)
+            current = self.records.get(op.customer_id) or BillingRecord(customer_id=op.customer_id)
+            decision = decide(current.model_copy(deep=True))
+            new = decision.record
+            self.markers.add(op.op_id)
+            self.records[op.customer_id] = new
+            self.history_entries.setdefault(op.customer_id, []).append(
+                HistoryEntry(
+                    event_id=op.op_id,
+                    event_type=op.op_type,
+                    from_status=current.status,
+                    to_status=new.status,
+                    decision=decision.kind,
+                    reason=decision.reason,
+                    trigger=decision.transition.trigger if decision.transition else None,
+                    version=new.version,
+                    at=op.at,
+                    source=op.source,
+                )
+            )
+            version = None
+            if decision.entitlements_changed:
+                message = entitlement_message(new, op.op_id, op.at).model_copy(
+                    update={"trace_id": op.trace_id}
+                )
+                self.outbox[(op.customer_id, new.version)] = OutboxEntry(
+                    customer_id=op.customer_id,
+                    version=new.version,
+                    payload=message.model_dump(mode="json"),
+                    causing_event_id=op.op_id,
+                    created_at=time.time(),
+                    trace_id=op.trace_id,
+                )
+                version = new.version
+            if new.account_id and new.account_id != current.account_id:
+                prior = self.accounts.get(new.account_id)
+                self.accounts[new.account_id] = AccountLink(
+                    account_id=new.account_id,
+                    customer_id=op.customer_id,
+                    linked_at=op.at,
+                    trial_used=prior.trial_used if prior else False,
+                )
+            return ApplyResult(duplicate=False, decision=decision, outbox_version=version)
+
+    def get_record(self, customer_id: str) -> BillingRecord | None:
+        return self.records.get(customer_id)
+
+    def customer_for_account(self, account_id: str) -> str | None:
+        link = self.accounts.get(account_id)
+        return link.customer_id if link else None
+
+    def history(self, customer_id: str, limit: int = 50) -> list[HistoryEntry]:
+        entries = self.history_entries.get(customer_id, [])
+        return sorted(entries, key=lambda e: e.at, reverse=True)[:limit]
+
+    def pending_outbox(self, customer_id: str) -> list[OutboxEntry]:
+        entries = [e for (c, _), e in self.outbox.items() if c == customer_id and not e.sent]
+        return sorted(entries, key=lambda e: e.version)
+
+    def mark_sent(self, customer_id: str, version: int, sent_at: float) -> None:
+        key = (customer_id, version)
+        self.outbox[key] = self.outbox[key].model_copy(update={"sent": True, "sent_at": sent_at})
+
+    def stale_outbox(self, older_than: float, limit: int = 500) -> list[OutboxEntry]:
+        entries = [e for e in self.outbox.values() if not e.sent and e.created_at < older_than]
+        return sorted(entries, key=lambda e: (e.customer_id, e.version))[:limit]
+
+    def is_processed(self, event_id: str) -> bool:
+        return event_id in self.markers
+
+    def record_failure(self, failure: FailureRecord) -> FailureRecord:
+        prior = self.failures.get(failure.event_id)
+        stored = failure
+        if prior:
+            stored = failure.model_copy(
+                update={
+                    "attempts": prior.attempts + 1,
+                    "first_failed_at": prior.first_failed_at,
+                    "dead_lettered": prior.dead_lettered or failure.dead_lettered,
+                }
+            )
+        self.failures[failure.event_id] = stored
+        return stored
+
+    def get_failure(self, event_id: str) -> FailureRecord | None:
+        return self.failures.get(event_id)
+
+    def list_failures(self, limit: int = 100) -> list[FailureRecord]:
+        return sorted(self.failures.values(), key=lambda f: f.last_failed_at, reverse=True)[:limit]
+
+    def list_customers(self, limit: int | None = None) -> list[BillingRecord]:
+        records = sorted(self.records.values(), key=lambda r: r.customer_id)
+        return records[:limit] if limit else records
