@@ -1,0 +1,45 @@
+# Both jobs call private functions with an OIDC token for the scheduler identity, which
+# holds run.invoker on exactly these two services (iam.tf).
+locals {
+  scheduled = {
+    relay_sweep = {
+      job      = "billing-relay-sweep"
+      schedule = "* * * * *"
+      # A sweep that has not answered within a minute overlaps the next run anyway.
+      deadline = "60s"
+    }
+    reconcile_all = {
+      job      = "billing-reconcile-nightly"
+      schedule = "0 3 * * *"
+      deadline = "1800s"
+    }
+  }
+}
+
+resource "google_cloud_scheduler_job" "job" {
+  for_each = local.scheduled
+
+  name             = each.value.job
+  region           = var.region
+  schedule         = each.value.schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = each.value.deadline
+
+  retry_config {
+    retry_count          = 1
+    min_backoff_duration = "10s"
+    max_backoff_duration = "60s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.fn[each.key].service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = google_cloudfunctions2_function.fn[each.key].service_config[0].uri
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.scheduler]
+}
