@@ -1,0 +1,23 @@
+"""`billing-ops`: the on-call and release tool.
+
+Each command group lives in its own module and is registered at the bottom of this file,
+one `cli.add_command(...)` line per group, so groups can be added without touching each
+other. Command modules import Stripe/Firestore adapters inside the command body, so
+`billing-ops --help` works without configuration.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="dataface-billing")
+def cli() -> None:
+    """Operate Dataface billing: catalog, dead letters, accounts, reconciliation."""
+
+
+# Command groups: one registration per line (keep alphabetical to ease merges).
+from functions.cli.catalog import catalog  # noqa: E402
+
+cli.add_command(catalog)

@@ -1,0 +1,388 @@
+"""The one port to Stripe's API, and its adapter over the official SDK.
+
+Everything that talks to Stripe (catalog sync, checkout, portal, plan changes, the on-call
+CLI's reads) goes through `StripeGateway`, which speaks plain dicts (Stripe's JSON) so
+callers never depend on SDK object types and tests can point the SDK at a local server
+that speaks Stripe's wire format.
+
+Choices:
+- The API version is pinned in STRIPE_API_VERSION and sent on every request. It equals the
+  version the installed SDK was generated for (a unit test fails when an SDK upgrade moves
+  it), so an upgrade of either is a deliberate, reviewed change.
+- Every create carries an idempotency key chosen by the caller (derived from our ids where
+  a duplicate would hurt, e.g. one Customer per account), and retries reuse that key, so a
+  retried create can never produce a second object.
+- Retries: the SDK retries connection errors, 409 and 5xx (max_network_retries) with
+  exponential backoff. It does not retry a plain 429, so `_call` retries RateLimitError
+  itself with capped exponential backoff and jitter.
+- A client-side token bucket (stripe_max_requests_per_second) paces every request, so a
+  bulk read (reconcile, DLQ triage) stays under Stripe's rate limit instead of living on 429s.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+import stripe
+
+from functions.config import StripeApiSettings
+from functions.errors import PermanentError, TransientError
+from functions.log import get_logger
+
+# Pinned once; must match the SDK's generated version (tests/unit/test_stripe_version.py).
+STRIPE_API_VERSION = "2026-10-28.endive"
+
+_PAGE = 100
+_T = TypeVar("_T")
+
+
+class StripeUnavailable(TransientError):
+    """Stripe could not be reached or kept failing (429/5xx after retries)."""
+
+
+class StripeRejected(PermanentError):
+    """Stripe refused the request (4xx): retrying the same request cannot help."""
+
+    reason_code = "stripe_rejected"
+
+    def __init__(self, message: str, *, http_status: int | None, code: str | None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+
+
+class StripeGateway(Protocol):
+    """What our code needs from Stripe. Params use Stripe's own field names."""
+
+    # Catalog
+    def list_products(self) -> list[dict[str, Any]]: ...
+    def create_product(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+    def list_prices(
+        self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    def create_price(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    # Customers and sessions
+    def create_customer(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_checkout_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_portal_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    # Subscriptions
+    def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]: ...
+    def update_subscription(
+        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_subscription_schedule(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_subscription_schedule(
+        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    # Events (on-call: what Stripe failed to deliver to our webhook)
+    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]: ...
+
+
+class TokenBucket:
+    """Allows `rate` calls per second on average with bursts up to `capacity`."""
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._rate = rate
+        self._capacity = capacity if capacity is not None else max(1.0, rate)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Takes one token, sleeping until one is available; returns the time slept."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+            self._last = now
+            self._tokens -= 1
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class SdkStripeGateway:
+    """StripeGateway over `stripe.StripeClient`."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str = "https://api.stripe.com",
+        max_requests_per_second: float = 20.0,
+        max_network_retries: int = 3,
+        max_rate_limit_retries: int = 4,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = stripe.StripeClient(
+            api_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": api_base},
+            max_network_retries=max_network_retries,
+        )
+        self._bucket = TokenBucket(max_requests_per_second, sleep=sleep)
+        self._rate_limit_retries = max_rate_limit_retries
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: StripeApiSettings) -> SdkStripeGateway:
+        return cls(
+            settings.stripe_api_key,
+            api_base=settings.stripe_api_base,
+            max_requests_per_second=settings.stripe_max_requests_per_second,
+        )
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        attempt = 0
+        while True:
+            self._bucket.acquire()
+            try:
+                return fn()
+            except stripe.RateLimitError as exc:
+                if attempt >= self._rate_limit_retries:
+                    raise StripeUnavailable(f"stripe {what}: rate limited") from exc
+                attempt += 1
+                delay = min(self._backoff_initial * 2 ** (attempt - 1), self._backoff_max)
+                # Full jitter keeps concurrent instances from retrying in lock-step.
+                delay = delay / 2 + random.uniform(0, delay / 2)  # noqa: S311
+                get_logger(component="stripe_gateway").warning(
+                    "stripe_rate_limited", what=what, attempt=attempt, delay=delay
+                )
+                self._sleep(delay)
+            except stripe.APIConnectionError as exc:
+                raise StripeUnavailable(f"stripe {what}: connection failed") from exc
+            except stripe.StripeError as exc:
+                status = exc.http_status
+                if status is not None and status >= 500:
+                    raise StripeUnavailable(f"stripe {what}: HTTP {status}") from exc
+                raise StripeRejected(
+                    f"stripe {what}: {exc.user_message or type(exc).__name__}",
+                    http_status=status,
+                    code=exc.code,
+                ) from exc
+
+    @staticmethod
+    def _dict(obj: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], obj.to_dict())
+
+    def _paginate(
+        self, what: str, page: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        # Manual pagination (not auto_paging_iter) so every page passes the token bucket.
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": _PAGE}
+            if cursor:
+                query["starting_after"] = cursor
+            result = self._call(what, lambda q=query: page(q))  # type: ignore[misc]
+            data = [self._dict(item) for item in result.data]
+            yield from data
+            if not result.has_more or not data:
+                return
+            cursor = data[-1]["id"]
+
+    @staticmethod
+    def _opts(idempotency_key: str) -> Any:
+        if not idempotency_key:
+            raise ValueError("every create needs an idempotency key")
+        return {"idempotency_key": idempotency_key}
+
+    # -- catalog ------------------------------------------------------------------------
+
+    def list_products(self) -> list[dict[str, Any]]:
+        # List, not search: search is eventually consistent, so a product created a moment
+        # ago could be missed and created twice.
+        v1 = self._client.v1
+        return list(self._paginate("list products", lambda q: v1.products.list(cast(Any, q)), {}))
+
+    def create_product(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create product",
+                lambda: self._client.v1.products.create(cast(Any, dict(params)), opts),
+            )
+        )
+
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "update product",
+                lambda: self._client.v1.products.update(product_id, cast(Any, dict(params))),
+            )
+        )
+
+    def list_prices(
+        self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {}
+        if lookup_keys is not None:
+            if not lookup_keys:
+                return []
+            params["lookup_keys"] = list(lookup_keys)
+        if product is not None:
+            params["product"] = product
+        v1 = self._client.v1
+        return list(self._paginate("list prices", lambda q: v1.prices.list(cast(Any, q)), params))
+
+    def create_price(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create price", lambda: self._client.v1.prices.create(cast(Any, dict(params)), opts)
+            )
+        )
+
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "update price",
+                lambda: self._client.v1.prices.update(price_id, cast(Any, dict(params))),
+            )
+        )
+
+    # -- customers and sessions ---------------------------------------------------------
+
+    def create_customer(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create customer",
+                lambda: self._client.v1.customers.create(cast(Any, dict(params)), opts),
+            )
+        )
+
+    def create_checkout_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create checkout session",
+                lambda: self._client.v1.checkout.sessions.create(cast(Any, dict(params)), opts),
+            )
+        )
+
+    def create_portal_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create portal session",
+                lambda: self._client.v1.billing_portal.sessions.create(
+                    cast(Any, dict(params)), opts
+                ),
+            )
+        )
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        # status=all: on-call needs canceled and incomplete ones too, not just live ones.
+        v1 = self._client.v1
+        return list(
+            self._paginate(
+                "list subscriptions",
+                lambda q: v1.subscriptions.list(cast(Any, q)),
+                {"customer": customer_id, "status": "all"},
+            )
+        )
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "retrieve subscription",
+                lambda: self._client.v1.subscriptions.retrieve(subscription_id),
+            )
+        )
+
+    def update_subscription(
+        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "update subscription",
+                lambda: self._client.v1.subscriptions.update(
+                    subscription_id, cast(Any, dict(params)), opts
+                ),
+            )
+        )
+
+    def create_subscription_schedule(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create subscription schedule",
+                lambda: self._client.v1.subscription_schedules.create(
+                    cast(Any, dict(params)), opts
+                ),
+            )
+        )
+
+    def update_subscription_schedule(
+        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "update subscription schedule",
+                lambda: self._client.v1.subscription_schedules.update(
+                    schedule_id, cast(Any, dict(params)), opts
+                ),
+            )
+        )
+
+    # -- events -------------------------------------------------------------------------
+
+    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]:
+        v1 = self._client.v1
+        return list(
+            self._paginate(
+                "list events",
+                lambda q: v1.events.list(cast(Any, q)),
+                {"delivery_success": False, "created": {"gte": created_gte}},
+            )
+        )
