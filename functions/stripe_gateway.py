@@ -96,6 +96,10 @@ class StripeGateway(Protocol):
         self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
     ) -> dict[str, Any]: ...
 
+    def release_subscription_schedule(
+        self, schedule_id: str, *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
     # Events (on-call: what Stripe failed to deliver to our webhook)
     def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]: ...
 
@@ -372,6 +376,17 @@ class SdkStripeGateway:
                 lambda: self._client.v1.subscription_schedules.update(
                     schedule_id, cast(Any, dict(params)), opts
                 ),
+            )
+        )
+
+    def release_subscription_schedule(
+        self, schedule_id: str, *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "release subscription schedule",
+                lambda: self._client.v1.subscription_schedules.release(schedule_id, None, opts),
             )
         )
 

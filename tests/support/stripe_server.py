@@ -647,6 +647,13 @@ class StripeServer:
     def _post_subscription_schedules(
         self, rest: list[str], p: dict[str, Any], path: str
     ) -> dict[str, Any]:
+        if rest[1:] == ["release"]:
+            sched = self._get(self.state.subscription_schedules, rest[0], "subscription schedule")
+            sched["status"] = "released"
+            sched["released_subscription"] = sched["subscription"]
+            self.state.subscriptions[sched["subscription"]]["schedule"] = None
+            sched["subscription"] = None
+            return sched
         if rest:
             sched = self._get(self.state.subscription_schedules, rest[0], "subscription schedule")
             if "phases" in p:

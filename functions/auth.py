@@ -1,0 +1,89 @@
+"""Who may call the checkout, portal and plan-change functions, and for which account.
+
+Two layers. In production Cloud Functions IAM lets only our own services' service accounts
+invoke these functions at all. On top of that, each request carries
+`Authorization: Bearer <token>`: a short-lived HS256 JWT our product backend mints for the
+signed-in account (`sub` = account id, `aud` = "dataface-billing", `exp` within
+`INTERNAL_AUTH_MAX_TTL_SECONDS` of `iat`). The functions act only for that account, so a
+bug or a compromised caller cannot open another account's portal or change its plan.
+Locally (no IAM) the token is the whole check, which is what the tests exercise.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+import jwt
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from functions.config import ConfigError
+
+AUDIENCE = "dataface-billing"
+_ALGORITHM = "HS256"
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # 32+ bytes: HS256 with a short secret is brute-forceable offline from one token.
+    internal_auth_secret: SecretStr = Field(min_length=32)
+    internal_auth_audience: str = AUDIENCE
+    # Tokens living longer than this are refused even if their exp says otherwise.
+    internal_auth_max_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+    internal_auth_leeway_seconds: int = Field(default=30, ge=0, le=120)
+
+
+@cache
+def auth_settings() -> AuthSettings:
+    try:
+        return AuthSettings()
+    except ValidationError as exc:
+        names = ", ".join(str(e["loc"][0]).upper() for e in exc.errors() if e["loc"])
+        raise ConfigError(f"invalid configuration: {names}") from None
+
+
+class Unauthenticated(Exception):
+    """No valid bearer token: answer 401 and do nothing else."""
+
+
+def issue_token(
+    account_id: str,
+    secret: str,
+    *,
+    audience: str = AUDIENCE,
+    ttl_seconds: int = 60,
+    now: float | None = None,
+) -> str:
+    """What our backend does to call these functions (also used by tests and the CLI)."""
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": account_id, "aud": audience, "iat": issued, "exp": issued + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def verify_bearer(authorization: str | None, settings: AuthSettings) -> str:
+    """Returns the account id the token was minted for, or raises Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("missing bearer token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("expected 'Authorization: Bearer <token>'")
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            settings.internal_auth_secret.get_secret_value(),
+            # Pinned: never let the token choose its algorithm ("none", or RS/HS confusion).
+            algorithms=[_ALGORITHM],
+            audience=settings.internal_auth_audience,
+            leeway=settings.internal_auth_leeway_seconds,
+            options={"require": ["sub", "aud", "exp", "iat"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthenticated("invalid token: no subject")
+    if int(claims["exp"]) - int(claims["iat"]) > settings.internal_auth_max_ttl_seconds:
+        raise Unauthenticated("invalid token: lifetime longer than allowed")
+    return sub
