@@ -128,7 +128,9 @@ class FirestoreRepository:
                     created_at=time.time(),
                     trace_id=op.trace_id,
                 )
-                txn.create(cust_ref.collection(OUTBOX).document(f"{new.version:012d}"), _dump(outbox))
+                txn.create(
+                    cust_ref.collection(OUTBOX).document(f"{new.version:012d}"), _dump(outbox)
+                )
                 outbox_version = new.version
             if link_ref is not None and new.account_id:
                 prior = link_snap.to_dict() if link_snap is not None and link_snap.exists else {}
@@ -179,7 +181,9 @@ class FirestoreRepository:
             .limit(limit)
         )
         with _transient_errors("history"):
-            return [HistoryEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)]
+            return [
+                HistoryEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
+            ]
 
     def pending_outbox(self, customer_id: str) -> list[OutboxEntry]:
         # Equality-only query (no composite index); a customer has few unsent entries.
@@ -189,7 +193,9 @@ class FirestoreRepository:
             .where(filter=FieldFilter("sent", "==", False))
         )
         with _transient_errors("pending outbox"):
-            entries = [OutboxEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)]
+            entries = [
+                OutboxEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
+            ]
         return sorted(entries, key=lambda e: e.version)
 
     def mark_sent(self, customer_id: str, version: int, sent_at: float) -> None:
@@ -206,7 +212,9 @@ class FirestoreRepository:
             .limit(limit)
         )
         with _transient_errors("stale outbox"):
-            entries = [OutboxEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)]
+            entries = [
+                OutboxEntry.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
+            ]
         return sorted(entries, key=lambda e: (e.customer_id, e.version))
 
     def is_processed(self, event_id: str) -> bool:
@@ -251,11 +259,15 @@ class FirestoreRepository:
             .limit(limit)
         )
         with _transient_errors("list failures"):
-            return [FailureRecord.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)]
+            return [
+                FailureRecord.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
+            ]
 
     def list_customers(self, limit: int | None = None) -> list[BillingRecord]:
         query = self._client().collection(CUSTOMERS).order_by("customer_id")
         if limit:
             query = query.limit(limit)
         with _transient_errors("list customers"):
-            return [BillingRecord.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)]
+            return [
+                BillingRecord.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
+            ]

@@ -100,9 +100,7 @@ class Subscriber:
         event: StripeEvent | None = None
         try:
             event = self._parse(message.data)
-            log = log.bind(
-                event_id=event.id, event_type=event.type, customer_id=event.customer_id
-            )
+            log = log.bind(event_id=event.id, event_type=event.type, customer_id=event.customer_id)
             outcome = self._apply(event, message, trace_id)
         except PermanentError as exc:
             return self._dead_letter(message, event, exc, log)
@@ -265,4 +263,3 @@ class Subscriber:
 def _summarise(exc: pydantic.ValidationError) -> str:
     parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
     return f"{exc.title} invalid: " + "; ".join(parts)
-
