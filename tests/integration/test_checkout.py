@@ -1,0 +1,541 @@
+"""The checkout, portal and plan-change functions through the real functions-framework,
+against the local Stripe server and the Firestore emulator."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from functions.accounts import FirestoreAccountStore
+from functions.auth import issue_token
+from functions.catalog_sync import apply_sync, plan_sync
+from functions.checkout import reset_deps
+from functions.config import reset_settings_cache
+from functions.stripe_gateway import SdkStripeGateway
+from statemachine.catalog import CATALOG
+from tests.support.stripe_server import StripeServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "local-test-secret-" + "x" * 32
+SUCCESS = "https://app.dataface.test/billing/success"
+CANCEL = "https://app.dataface.test/billing/cancel"
+RETURN = "https://app.dataface.test/settings/billing"
+TARGETS = ("create_checkout_session", "create_portal_session", "change_subscription")
+SHIM = """
+import functions_framework
+from functions import checkout
+
+@functions_framework.http
+def create_checkout_session(request):
+    return checkout.create_checkout_session(request)
+
+@functions_framework.http
+def create_portal_session(request):
+    return checkout.create_portal_session(request)
+
+@functions_framework.http
+def change_subscription(request):
+    return checkout.change_subscription(request)
+"""
+
+
+def price_id(server: StripeServer, lookup_key: str) -> str:
+    return next(p["id"] for p in server.state.prices.values() if p["lookup_key"] == lookup_key)
+
+
+@pytest.fixture(scope="module")
+def entry_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # main.py is the deployed entry module; fall back to an equivalent shim if it does not
+    # (yet) define these targets, so the handlers are still served by functions-framework.
+    main = ROOT / "main.py"
+    if main.exists() and all(f"def {t}(" in main.read_text() for t in TARGETS):
+        return main
+    shim = tmp_path_factory.mktemp("entry") / "main_shim.py"
+    shim.write_text(SHIM)
+    return shim
+
+
+@pytest.fixture
+def env(
+    stripe_server: StripeServer, firestore_project: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    for name, value in {
+        "GOOGLE_CLOUD_PROJECT": firestore_project,
+        "STRIPE_API_KEY": "sk_test_local",
+        "STRIPE_API_BASE": stripe_server.url,
+        "CHECKOUT_SUCCESS_URL": SUCCESS,
+        "CHECKOUT_CANCEL_URL": CANCEL,
+        "PORTAL_RETURN_URL": RETURN,
+        "INTERNAL_AUTH_SECRET": SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    reset_deps()
+    reset_settings_cache()
+    gateway = SdkStripeGateway("sk_test_local", api_base=stripe_server.url)
+    apply_sync(plan_sync(CATALOG, gateway), gateway)
+    stripe_server.clear_requests()
+    yield
+    reset_deps()
+    reset_settings_cache()
+
+
+@pytest.fixture
+def accounts(env: None, firestore_project: str) -> FirestoreAccountStore:
+    return FirestoreAccountStore(firestore_project)
+
+
+class Caller:
+    def __init__(self, source: Path) -> None:
+        self._clients: dict[str, FlaskClient] = {}
+        self._source = source
+
+    def __call__(
+        self,
+        target: str,
+        body: Any,
+        *,
+        account: str | None = None,
+        token: str | None = None,
+        method: str = "POST",
+    ) -> Any:
+        if target not in self._clients:
+            app = functions_framework.create_app(target=target, source=str(self._source))
+            self._clients[target] = app.test_client()
+        headers = {}
+        if token is None and account is not None:
+            token = issue_token(account, SECRET)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        client = self._clients[target]
+        if isinstance(body, (dict, list)):
+            return client.open("/", method=method, json=body, headers=headers)
+        return client.open(
+            "/", method=method, data=body, headers=headers, content_type="application/json"
+        )
+
+
+@pytest.fixture
+def call(env: None, entry_source: Path) -> Caller:
+    return Caller(entry_source)
+
+
+# -- checkout -------------------------------------------------------------------------
+
+
+def test_checkout_creates_customer_link_and_subscription_session(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    resp = call(
+        "create_checkout_session",
+        {"account_id": "acct_1", "plan": "team", "add_ons": ["lineage"], "seats": 2},
+        account="acct_1",
+    )
+
+    assert resp.status_code == 200, resp.get_json()
+    out = resp.get_json()
+    assert out["url"].startswith("https://checkout.stripe.com/")
+    assert out["trial_days"] == 30
+    [customer_req] = stripe_server.requests_to("POST", "/v1/customers")
+    assert customer_req.params == {"metadata": {"account_id": "acct_1"}}
+    assert customer_req.idempotency_key == "customer-for-account-acct_1"
+    [customer] = stripe_server.state.customers.values()
+    [session_req] = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    p = session_req.params
+    assert session_req.idempotency_key
+    assert p["mode"] == "subscription"
+    assert p["customer"] == customer["id"]
+    assert p["client_reference_id"] == "acct_1"
+    assert p["success_url"] == SUCCESS and p["cancel_url"] == CANCEL
+    assert p["subscription_data"]["trial_period_days"] == 30
+    assert p["subscription_data"]["metadata"]["account_id"] == "acct_1"
+    assert p["line_items"] == [
+        {"price": price_id(stripe_server, "dataface_team_monthly"), "quantity": 1},
+        {"price": price_id(stripe_server, "dataface_addon_lineage_monthly"), "quantity": 1},
+        {"price": price_id(stripe_server, "dataface_addon_seat_monthly"), "quantity": 2},
+    ]
+    link = accounts.get("acct_1")
+    assert link is not None
+    assert link.customer_id == customer["id"] and link.trial_used is True
+
+
+def test_second_checkout_reuses_customer_and_gets_no_second_trial(
+    call: Caller, stripe_server: StripeServer
+) -> None:
+    body = {"account_id": "acct_2", "plan": "starter"}
+    first = call("create_checkout_session", body, account="acct_2")
+    second = call("create_checkout_session", body, account="acct_2")
+
+    assert first.status_code == second.status_code == 200
+    assert first.get_json()["trial_days"] == 30
+    assert second.get_json()["trial_days"] == 0
+    assert len(stripe_server.state.customers) == 1
+    sessions = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    assert len(sessions) == 2
+    assert "trial_period_days" not in sessions[1].params["subscription_data"]
+    assert sessions[0].params["customer"] == sessions[1].params["customer"]
+
+
+def test_concurrent_first_checkouts_create_one_customer(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    results: list[int] = []
+
+    def run() -> None:
+        # Separate clients: flask test clients are not meant to be shared across threads.
+        mine = Caller(call._source)
+        resp = mine(
+            "create_checkout_session", {"account_id": "acct_c", "plan": "team"}, account="acct_c"
+        )
+        results.append(resp.status_code)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert results == [200, 200, 200]
+    assert len(stripe_server.state.customers) == 1
+    link = accounts.get("acct_c")
+    assert link is not None
+    assert link.customer_id == next(iter(stripe_server.state.customers))
+
+
+def test_checkout_refused_when_account_already_subscribed(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    stripe_server.seed_customer("cus_sub", {"account_id": "acct_s"})
+    accounts.link("acct_s", "cus_sub", 1)
+    stripe_server.seed_subscription("cus_sub", [("dataface_team_monthly", 1)])
+
+    resp = call(
+        "create_checkout_session", {"account_id": "acct_s", "plan": "business"}, account="acct_s"
+    )
+
+    assert resp.status_code == 409
+    assert resp.get_json()["error"] == "already_subscribed"
+    assert stripe_server.requests_to("POST", "/v1/checkout/sessions") == []
+
+
+def test_rate_limited_session_create_is_retried_once_created(
+    call: Caller, stripe_server: StripeServer
+) -> None:
+    stripe_server.fail_next(1, status=429, path_prefix="/v1/checkout/sessions")
+
+    resp = call(
+        "create_checkout_session", {"account_id": "acct_r", "plan": "team"}, account="acct_r"
+    )
+
+    assert resp.status_code == 200
+    attempts = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    assert [a.status for a in attempts] == [429, 200]
+    assert attempts[0].idempotency_key == attempts[1].idempotency_key
+    assert len(stripe_server.state.checkout_sessions) == 1
+
+
+# -- rejected requests make no Stripe call ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "kwargs", "status"),
+    [
+        ("create_checkout_session", {"account_id": "a1", "plan": "team"}, {}, 401),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team"},
+            {"token": issue_token("a1", "w" * 40)},
+            401,
+        ),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team"},
+            {"token": issue_token("a1", SECRET, now=1_000_000)},
+            401,
+        ),
+        ("create_checkout_session", {"account_id": "a1", "plan": "team"}, {"account": "a2"}, 403),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team"},
+            {"account": "a1", "method": "GET"},
+            405,
+        ),
+        ("create_checkout_session", "not json", {"account": "a1"}, 400),
+        ("create_checkout_session", ["a1"], {"account": "a1"}, 400),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "platinum"},
+            {"account": "a1"},
+            422,
+        ),
+        ("create_checkout_session", {"account_id": "a1"}, {"account": "a1"}, 422),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team", "seats": -1},
+            {"account": "a1"},
+            422,
+        ),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team", "add_ons": ["lineage", "lineage"]},
+            {"account": "a1"},
+            422,
+        ),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team", "add_ons": ["extra_seat"]},
+            {"account": "a1"},
+            422,
+        ),
+        (
+            "create_checkout_session",
+            {"account_id": "a1", "plan": "team", "customer_id": "cus_x"},
+            {"account": "a1"},
+            422,
+        ),
+        (
+            "create_checkout_session",
+            {"account_id": "../a1", "plan": "team"},
+            {"account": "../a1"},
+            422,
+        ),
+        (
+            "create_portal_session",
+            {"account_id": "a1", "customer": "cus_x"},
+            {"account": "a1"},
+            422,
+        ),
+        ("create_portal_session", {"account_id": "a1"}, {}, 401),
+        (
+            "change_subscription",
+            {"account_id": "a1", "plan": "team", "seats": "many"},
+            {"account": "a1"},
+            422,
+        ),
+        ("change_subscription", {"account_id": "a1", "plan": "team"}, {"account": "a9"}, 403),
+    ],
+)
+def test_bad_requests_get_4xx_and_make_no_stripe_call(
+    call: Caller,
+    stripe_server: StripeServer,
+    target: str,
+    body: Any,
+    kwargs: dict[str, Any],
+    status: int,
+) -> None:
+    resp = call(target, body, **kwargs)
+
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    payload = resp.get_json()
+    assert payload["error"] and payload["message"]
+    if status == 422:
+        assert payload["errors"]
+    assert stripe_server.requests == []
+
+
+# -- portal ---------------------------------------------------------------------------
+
+
+def test_portal_uses_the_accounts_own_customer_and_configured_return_url(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    stripe_server.seed_customer("cus_a")
+    stripe_server.seed_customer("cus_b")
+    accounts.link("acct_a", "cus_a", 1)
+    accounts.link("acct_b", "cus_b", 1)
+
+    resp = call("create_portal_session", {"account_id": "acct_a"}, account="acct_a")
+
+    assert resp.status_code == 200
+    assert resp.get_json()["url"].startswith("https://billing.stripe.com/")
+    [req] = stripe_server.requests_to("POST", "/v1/billing_portal/sessions")
+    assert req.params == {"customer": "cus_a", "return_url": RETURN}
+    assert req.idempotency_key
+
+
+def test_account_cannot_open_another_accounts_portal(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    stripe_server.seed_customer("cus_victim")
+    accounts.link("acct_victim", "cus_victim", 1)
+
+    resp = call("create_portal_session", {"account_id": "acct_victim"}, account="acct_attacker")
+
+    assert resp.status_code == 403
+    assert stripe_server.requests == []
+
+
+def test_portal_for_unknown_account_is_404_without_stripe_call(
+    call: Caller, stripe_server: StripeServer
+) -> None:
+    resp = call("create_portal_session", {"account_id": "acct_new"}, account="acct_new")
+
+    assert resp.status_code == 404
+    assert stripe_server.requests == []
+
+
+# -- plan changes ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def subscribed(stripe_server: StripeServer, accounts: FirestoreAccountStore) -> dict[str, Any]:
+    stripe_server.seed_customer("cus_p", {"account_id": "acct_p"})
+    accounts.link("acct_p", "cus_p", 1)
+    sub = stripe_server.seed_subscription(
+        "cus_p",
+        [
+            ("dataface_team_monthly", 1),
+            ("dataface_addon_lineage_monthly", 1),
+            ("dataface_addon_seat_monthly", 2),
+        ],
+        period_start=1_800_000_000,
+        period_end=1_802_592_000,
+    )
+    stripe_server.clear_requests()
+    return sub
+
+
+def test_upgrade_applies_now_with_prorations(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    items = {i["price"]["lookup_key"]: i["id"] for i in subscribed["items"]["data"]}
+
+    resp = call(
+        "change_subscription",
+        {
+            "account_id": "acct_p",
+            "plan": "business",
+            "add_ons": ["lineage", "alert_history"],
+            "seats": 2,
+        },
+        account="acct_p",
+    )
+
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["result"] == "applied"
+    [update] = stripe_server.requests_to("POST", f"/v1/subscriptions/{subscribed['id']}")
+    assert update.params["proration_behavior"] == "create_prorations"
+    assert update.idempotency_key
+    assert update.params["items"] == [
+        {
+            "id": items["dataface_team_monthly"],
+            "price": price_id(stripe_server, "dataface_business_monthly"),
+            "quantity": 1,
+        },
+        {
+            "id": items["dataface_addon_lineage_monthly"],
+            "price": price_id(stripe_server, "dataface_addon_lineage_monthly"),
+            "quantity": 1,
+        },
+        {
+            "id": items["dataface_addon_seat_monthly"],
+            "price": price_id(stripe_server, "dataface_addon_seat_monthly"),
+            "quantity": 2,
+        },
+        {"price": price_id(stripe_server, "dataface_addon_alert_history_monthly"), "quantity": 1},
+    ]
+    now = {
+        i["price"]["lookup_key"]: i["quantity"]
+        for i in stripe_server.state.subscriptions[subscribed["id"]]["items"]["data"]
+    }
+    assert now == {
+        "dataface_business_monthly": 1,
+        "dataface_addon_lineage_monthly": 1,
+        "dataface_addon_seat_monthly": 2,
+        "dataface_addon_alert_history_monthly": 1,
+    }
+    assert stripe_server.requests_to("POST", "/v1/subscription_schedules") == []
+
+
+def test_more_seats_on_same_plan_is_an_immediate_change(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    resp = call(
+        "change_subscription",
+        {"account_id": "acct_p", "plan": "team", "add_ons": ["lineage"], "seats": 5},
+        account="acct_p",
+    )
+
+    assert resp.get_json()["result"] == "applied"
+    [update] = stripe_server.requests_to("POST", "/v1/subscriptions/")
+    assert update.params["proration_behavior"] == "create_prorations"
+
+
+def test_downgrade_is_scheduled_for_period_end(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    resp = call(
+        "change_subscription", {"account_id": "acct_p", "plan": "starter"}, account="acct_p"
+    )
+
+    assert resp.status_code == 200, resp.get_json()
+    out = resp.get_json()
+    assert out["result"] == "scheduled" and out["effective_at"] == 1_802_592_000
+    # The subscription itself is untouched until the phase ends.
+    assert stripe_server.requests_to("POST", "/v1/subscriptions/") == []
+    [create, update] = stripe_server.requests_to("POST", "/v1/subscription_schedules")
+    assert create.params == {"from_subscription": subscribed["id"]}
+    assert create.idempotency_key and update.idempotency_key
+    phases = update.params["phases"]
+    assert update.params["end_behavior"] == "release"
+    assert phases[0]["start_date"] == 1_800_000_000
+    assert phases[0]["end_date"] == 1_802_592_000
+    assert sorted(i["price"] for i in phases[0]["items"]) == sorted(
+        i["price"]["id"] for i in subscribed["items"]["data"]
+    )
+    assert phases[1]["items"] == [
+        {"price": price_id(stripe_server, "dataface_starter_monthly"), "quantity": 1}
+    ]
+    assert phases[1]["proration_behavior"] == "none"
+
+
+def test_upgrade_after_pending_downgrade_releases_the_schedule(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    call("change_subscription", {"account_id": "acct_p", "plan": "starter"}, account="acct_p")
+    stripe_server.clear_requests()
+
+    resp = call(
+        "change_subscription", {"account_id": "acct_p", "plan": "business"}, account="acct_p"
+    )
+
+    assert resp.get_json()["result"] == "applied"
+    paths = [r.path for r in stripe_server.writes()]
+    assert paths[0].endswith("/release") and paths[1] == f"/v1/subscriptions/{subscribed['id']}"
+    assert stripe_server.state.subscriptions[subscribed["id"]]["schedule"] is None
+
+
+def test_unchanged_target_makes_no_write(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    resp = call(
+        "change_subscription",
+        {"account_id": "acct_p", "plan": "team", "add_ons": ["lineage"], "seats": 2},
+        account="acct_p",
+    )
+
+    assert resp.get_json()["result"] == "no_change"
+    assert stripe_server.writes() == []
+
+
+def test_change_without_subscription_is_409_and_for_unknown_account_404(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    stripe_server.seed_customer("cus_none")
+    accounts.link("acct_none", "cus_none", 1)
+
+    no_sub = call(
+        "change_subscription", {"account_id": "acct_none", "plan": "team"}, account="acct_none"
+    )
+    unknown = call(
+        "change_subscription", {"account_id": "acct_ghost", "plan": "team"}, account="acct_ghost"
+    )
+
+    assert no_sub.status_code == 409
+    assert unknown.status_code == 404
+    assert stripe_server.writes() == []
