@@ -19,13 +19,6 @@ ITEMS = [*CATALOG.plans, *CATALOG.add_ons]
 
 
 @pytest.fixture
-def stripe_server() -> Iterator[StripeServer]:
-    server = StripeServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def gateway(stripe_server: StripeServer) -> SdkStripeGateway:
     return SdkStripeGateway("sk_test_local", api_base=stripe_server.url, backoff_initial=0.01)
 

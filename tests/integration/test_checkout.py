@@ -21,6 +21,8 @@ from functions.stripe_gateway import SdkStripeGateway
 from statemachine.catalog import CATALOG
 from tests.support.stripe_server import StripeServer
 
+pytestmark = pytest.mark.emulator
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "local-test-secret-" + "x" * 32
 SUCCESS = "https://app.dataface.test/billing/success"
