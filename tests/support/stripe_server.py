@@ -14,6 +14,9 @@ Behaviours tests rely on:
   with a Stripe error, e.g. 429 rate limits.
 - Seeding for other tests: `server.state.subscriptions[sub_id] = {...}` or
   `server.seed_subscription(...)`, `server.seed_event(..., delivered=False)`.
+- Lifecycle: `complete_checkout(session_id)` creates the subscription a finished Checkout
+  would; subscription updates and `advance_schedule(id)` (a phase ending) change it. Each
+  emits the event Stripe would send (`server.emitted`, also listed by GET /v1/events).
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ class StripeServer:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._clock = itertools.count(int(time.time()))
+        self.emitted: list[dict[str, Any]] = []
+        self.api_version: str | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -246,6 +251,73 @@ class StripeServer:
             if not delivered:
                 self.state.undelivered.add(event["id"])
 
+    def emit(
+        self, type_: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Records the event Stripe would send for a state change (also listable)."""
+        with self._lock:
+            data: dict[str, Any] = {"object": copy.deepcopy(obj)}
+            if previous is not None:
+                data["previous_attributes"] = copy.deepcopy(previous)
+            event = self._obj(
+                "event",
+                self._id("evt"),
+                type=type_,
+                api_version=self.api_version,
+                data=data,
+                pending_webhooks=1,
+                request={"id": None, "idempotency_key": None},
+            )
+            self.state.events[event["id"]] = event
+            self.emitted.append(event)
+            return event
+
+    def complete_checkout(self, session_id: str, *, paid: bool = True) -> dict[str, Any]:
+        """What happens when the customer finishes the hosted page: the subscription is
+        created from the session (trial included) and the matching events are emitted."""
+        with self._lock:
+            session = self._get(self.state.checkout_sessions, session_id, "checkout session")
+            params = session["_params"]
+            sub_data = params.get("subscription_data", {})
+            start = self._now()
+            trial_days = sub_data.get("trial_period_days")
+            end = start + (trial_days or 30) * 86400
+            sub = self.seed_subscription(
+                session["customer"],
+                [(line["price"], line.get("quantity", 1)) for line in params["line_items"]],
+                status="trialing" if trial_days else ("active" if paid else "incomplete"),
+                period_start=start,
+                period_end=end,
+            )
+            sub["metadata"] = sub_data.get("metadata", {})
+            sub["trial_end"] = end if trial_days else None
+            sub["created"] = start
+            session.update(status="complete", subscription=sub["id"])
+            public = {k: v for k, v in session.items() if k != "_params"}
+            self.emit("customer.subscription.created", sub)
+            self.emit("checkout.session.completed", public)
+            return sub
+
+    def advance_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """The current phase ends: the subscription moves to the next phase's items."""
+        with self._lock:
+            sched = self._get(self.state.subscription_schedules, schedule_id, "schedule")
+            sub = self.state.subscriptions[sched["subscription"]]
+            nxt = sched["phases"][1]
+            previous = {"items": copy.deepcopy(sub["items"])}
+            start = sched["phases"][0]["end_date"]
+            end = start + 30 * 86400
+            sub["items"]["data"] = [
+                self._item(sub["id"], self._price_ref(i["price"]), i.get("quantity", 1), start, end)
+                for i in nxt["items"]
+            ]
+            sched["phases"] = sched["phases"][1:]
+            if sched.get("end_behavior") == "release" and len(sched["phases"]) == 1:
+                sched.update(status="released", released_subscription=sub["id"])
+                sub["schedule"] = None
+            self.emit("customer.subscription.updated", sub, previous)
+            return sub
+
     # -- helpers ----------------------------------------------------------------------
 
     def _id(self, prefix: str) -> str:
@@ -332,6 +404,7 @@ class StripeServer:
         params = decode_form(pairs)
         record = RecordedRequest(method, path, params, headers)
         with self._lock:
+            self.api_version = headers.get("stripe-version", self.api_version)
             self.requests.append(record)
             status, payload = self._handle_locked(method, path, params, headers)
             record.status = status
@@ -611,6 +684,9 @@ class StripeServer:
                 "invalid_request_error",
                 "The subscription is managed by a subscription schedule.",
             )
+        previous = {
+            k: copy.deepcopy(sub.get(k)) for k in ("items", "cancel_at_period_end") if k in p
+        }
         data = sub["items"]["data"]
         start = data[0]["current_period_start"] if data else self._now()
         end = data[0]["current_period_end"] if data else start + 30 * 86400
@@ -640,6 +716,7 @@ class StripeServer:
         for k in ("cancel_at_period_end", "metadata", "proration_behavior"):
             if k in p:
                 sub[k] = p[k]
+        self.emit("customer.subscription.updated", sub, previous)
         return sub
 
     # -- subscription schedules -------------------------------------------------------
