@@ -795,3 +795,13 @@ class StripeServer:
         if "type" in p:
             objs = [o for o in objs if o["type"] == p["type"]]
         return self._page(objs, p, path)
+
+
+if __name__ == "__main__":
+    # Local demo: `python -m tests.support.stripe_server`, then point STRIPE_API_BASE at it.
+    srv = StripeServer().start()
+    print(f"local Stripe server on {srv.url} (Ctrl-C to stop)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        srv.stop()
