@@ -77,6 +77,8 @@ class BillingRecord(_Doc):
     account_id: str | None = None
     status: BillingStatus = "none"
     subscription_id: str | None = None
+    # Stripe's `created` of the current subscription: orders subscriptions of one customer.
+    subscription_created: int | None = None
     items: list[ItemSnapshot] = Field(default_factory=list)
     cancel_at_period_end: bool = False
     cancel_at: int | None = None
@@ -87,6 +89,10 @@ class BillingRecord(_Doc):
     failed_invoice_id: str | None = None
     last_paid_invoice_id: str | None = None
     payment_action_required: bool = False
+    # When we first saw past_due: the grace clock if the payment_failed event is late.
+    past_due_since: int | None = None
+    # Recent paid invoices: a late payment_failed for any of them is stale.
+    paid_invoice_ids: list[str] = Field(default_factory=list)
     watermark: Watermark | None = None
     recent_event_ids: list[str] = Field(default_factory=list)
     anomalies: list[Anomaly] = Field(default_factory=list)
@@ -96,6 +102,9 @@ class BillingRecord(_Doc):
     access: AccessLevel = AccessLevel.NONE
     entitlements: Entitlements | None = None
     message: AccountMessage | None = None
+    grace_until: int | None = None
+    access_until: int | None = None
+    override_active: bool = False
     updated_at: int = 0
 
 

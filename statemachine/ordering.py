@@ -1,0 +1,142 @@
+"""The out-of-order rule: is a snapshot newer than what we applied, older, or unknowable?
+
+Stripe delivers events at least once, in any order, and `created` has one-second
+resolution with distinct events sharing a second, so `created` alone can neither order
+events nor detect duplicates. Duplicates are caught by event id (`recent_event_ids`).
+For ordering we keep a watermark per customer: the subscription id, `created` of the
+newest applied subscription snapshot, its status and period end. A subscription snapshot
+(any `customer.subscription.*` event) is judged in this order:
+
+1. First sight (no subscription yet): apply.
+2. A different subscription id: older `subscription.created` than the current one ->
+   stale; the same second -> anomaly; newer and the current one is terminal -> apply as a
+   new subscription; newer but already terminal itself -> stale (the live one stays);
+   newer while the current one is live -> anomaly (two live subscriptions: reconcile).
+3. Current subscription terminal (canceled, incomplete_expired): the same terminal
+   snapshot again -> noop, anything else -> stale. Terminal states never reopen.
+4. A terminal snapshot for the current subscription -> apply, whatever its time.
+5. Identical to what we stored (status, items, quantities, cancel flags, periods):
+   noop. Stripe sometimes emits two events for one change; the second emits nothing.
+   If it is newer the watermark still advances, so an older different snapshot arriving
+   later cannot roll the state back.
+6. `customer.subscription.created` after any snapshot of the same subscription -> stale
+   (a late `created` must never roll an active subscription back to incomplete).
+7. `created` older than the watermark -> stale; newer -> apply.
+8. The same second, decided only on evidence: the watermark is the `created` snapshot ->
+   apply; leaving `incomplete` -> apply, returning to it -> stale; a later period end ->
+   apply, an earlier one -> stale. Otherwise -> anomaly (never guess): the reconcile path
+   reads the subscription from Stripe and applies that.
+
+Invoice events only update dunning facts (when the payment failed, which invoice,
+whether the customer must confirm a payment); they never move the status, which comes
+only from subscription snapshots. An invoice of another subscription, or a failure or
+action-required for an invoice already paid, is stale; a repeated `invoice.paid` is noop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from schemas.documents import BillingRecord
+from schemas.stripe import Invoice, StripeEvent, Subscription
+from statemachine.entitlements import items_of
+from statemachine.states import TERMINAL
+
+VerdictKind = Literal["apply", "stale", "noop", "anomaly"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str
+    code: str = ""  # anomaly code
+    new_subscription: bool = False
+    advance: bool = False  # noop that still moves the watermark forward
+
+
+def same_snapshot(record: BillingRecord, sub: Subscription) -> bool:
+    return (
+        record.status == sub.status
+        and record.items == items_of(sub)
+        and record.cancel_at_period_end == sub.cancel_at_period_end
+        and record.cancel_at == sub.cancel_at
+        and record.current_period_end == sub.period_end
+        and record.trial_end == sub.trial_end
+    )
+
+
+def judge_subscription(record: BillingRecord, sub: Subscription, event: StripeEvent) -> Verdict:
+    wm = record.watermark
+    if record.subscription_id is None or wm is None:
+        return Verdict("apply", "first subscription seen")
+    if sub.id != record.subscription_id:
+        return _other_subscription(record, sub)
+    if record.status in TERMINAL:
+        if sub.status == record.status:
+            return Verdict("noop", f"already {record.status}")
+        return Verdict("stale", f"subscription already {record.status}")
+    if sub.status in TERMINAL:
+        return Verdict("apply", f"terminal snapshot ({sub.status}) wins")
+    newer = event.created > wm.created
+    if same_snapshot(record, sub):
+        return Verdict("noop", "snapshot changes nothing", advance=newer)
+    if event.type == "customer.subscription.created":
+        return Verdict("stale", "created after a later snapshot of the same subscription")
+    if event.created < wm.created:
+        return Verdict("stale", "older than the applied snapshot")
+    if newer:
+        return Verdict("apply", "newer than the applied snapshot")
+    return _same_second(record, sub)
+
+
+def _other_subscription(record: BillingRecord, sub: Subscription) -> Verdict:
+    current_created = record.subscription_created or 0
+    if sub.created < current_created:
+        return Verdict("stale", "an older subscription than the current one")
+    if sub.created == current_created:
+        return Verdict(
+            "anomaly", "two subscriptions created in the same second", "ambiguous_subscription"
+        )
+    if record.status in TERMINAL:
+        return Verdict("apply", "a newer subscription replaces an ended one", new_subscription=True)
+    if sub.status in TERMINAL:
+        return Verdict("stale", "a newer subscription that already ended; the live one stays")
+    return Verdict(
+        "anomaly",
+        f"a second live subscription {sub.id} while {record.subscription_id} is {record.status}",
+        "two_live_subscriptions",
+    )
+
+
+def _same_second(record: BillingRecord, sub: Subscription) -> Verdict:
+    wm = record.watermark
+    if wm is not None and wm.event_type == "customer.subscription.created":
+        return Verdict("apply", "same second as the created snapshot, which is always first")
+    if record.status == "incomplete":
+        return Verdict("apply", "same second, leaves incomplete")
+    if sub.status == "incomplete":
+        return Verdict("stale", "same second, incomplete cannot follow another state")
+    new_end, old_end = sub.period_end, record.current_period_end
+    if new_end is not None and old_end is not None and new_end != old_end:
+        if new_end > old_end:
+            return Verdict("apply", "same second, later period end")
+        return Verdict("stale", "same second, earlier period end")
+    return Verdict(
+        "anomaly",
+        f"same second as the applied snapshot, {record.status} vs {sub.status}, no evidence",
+        "ambiguous_order",
+    )
+
+
+def judge_invoice(record: BillingRecord, invoice: Invoice, event_type: str) -> Verdict:
+    sub_id = invoice.subscription_id
+    if record.subscription_id and sub_id and sub_id != record.subscription_id:
+        return Verdict("stale", "invoice of another subscription")
+    if event_type == "invoice.upcoming":
+        return Verdict("noop", "upcoming invoice is informational")
+    if invoice.id in record.paid_invoice_ids:
+        if event_type == "invoice.paid":
+            return Verdict("noop", "invoice already recorded as paid")
+        return Verdict("stale", "invoice already paid")
+    return Verdict("apply", "dunning facts updated")
