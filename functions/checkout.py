@@ -271,6 +271,7 @@ def _key(*parts: object) -> str:
 
 def _checkout(req: CheckoutRequest, deps: Deps) -> dict[str, Any]:
     link = deps.accounts.get(req.account_id)
+    trialed_before = False
     if link is not None:
         subs = deps.gateway.list_customer_subscriptions(link.customer_id)
         if any(s.get("status") in BLOCKING_STATUSES for s in subs):
@@ -279,6 +280,8 @@ def _checkout(req: CheckoutRequest, deps: Deps) -> dict[str, Any]:
                 "already_subscribed",
                 "account already has a subscription; use change_subscription or the portal",
             )
+        # A trial granted outside this function (Dashboard, an earlier system) counts too.
+        trialed_before = any(s.get("trial_end") for s in subs)
     else:
         customer = deps.gateway.create_customer(
             {"metadata": {"account_id": req.account_id}},
@@ -288,7 +291,7 @@ def _checkout(req: CheckoutRequest, deps: Deps) -> dict[str, Any]:
         link = deps.accounts.link(req.account_id, customer["id"], int(deps.clock()))
     items = _line_items(req, deps.catalog)
     prices = _price_ids(deps.gateway, [k for k, _ in items])
-    trial_days = 0 if link.trial_used else deps.catalog.trial_days
+    trial_days = 0 if link.trial_used or trialed_before else deps.catalog.trial_days
     subscription_data: dict[str, Any] = {
         "metadata": {"account_id": req.account_id, "dataface_plan": req.plan}
     }
@@ -428,8 +431,14 @@ def _change(req: ChangeRequest, deps: Deps) -> dict[str, Any]:
         return {"result": "no_change", "subscription_id": sub["id"]}
     target_items = _line_items(req, deps.catalog)
     prices = _price_ids(deps.gateway, [k for k, _ in target_items])
-    # Same current state + same target -> same key: a double-submitted change replays.
-    key = _key(sub["id"], sorted(i["id"] for i in sub["items"]["data"]), req.model_dump())
+    # Same subscription state + same target within the same 10 minutes -> same key, so a
+    # double-submitted change (two requests racing past the no-change check) applies once.
+    # The state is part of the key so a later, legitimate repeat is not swallowed as a replay.
+    state = sorted(
+        (i["id"], i["price"]["id"], int(i.get("quantity") or 1)) for i in sub["items"]["data"]
+    )
+    bucket = int(deps.clock()) // 600
+    key = _key(sub["id"], sub.get("schedule"), state, req.model_dump(), bucket)
     if kind == "upgrade":
         if sub.get("schedule"):
             deps.gateway.release_subscription_schedule(

@@ -183,6 +183,27 @@ def test_second_checkout_reuses_customer_and_gets_no_second_trial(
     assert sessions[0].params["customer"] == sessions[1].params["customer"]
 
 
+def test_no_trial_when_the_customer_had_one_elsewhere(
+    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+) -> None:
+    stripe_server.seed_customer("cus_old", {"account_id": "acct_old"})
+    accounts.link("acct_old", "cus_old", 1)
+    old = stripe_server.seed_subscription(
+        "cus_old", [("dataface_team_monthly", 1)], status="canceled"
+    )
+    old["trial_end"] = 1_700_000_000
+
+    resp = call(
+        "create_checkout_session", {"account_id": "acct_old", "plan": "team"}, account="acct_old"
+    )
+
+    assert resp.status_code == 200
+    assert resp.get_json()["trial_days"] == 0
+    [session] = stripe_server.requests_to("POST", "/v1/checkout/sessions")
+    assert "trial_period_days" not in session.params["subscription_data"]
+    assert session.params["customer"] == "cus_old"
+
+
 def test_concurrent_first_checkouts_create_one_customer(
     call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
 ) -> None:
@@ -541,3 +562,32 @@ def test_change_without_subscription_is_409_and_for_unknown_account_404(
     assert no_sub.status_code == 409
     assert unknown.status_code == 404
     assert stripe_server.writes() == []
+
+
+def test_double_submitted_add_on_is_added_once(
+    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+) -> None:
+    body = {
+        "account_id": "acct_p",
+        "plan": "team",
+        "add_ons": ["lineage", "alert_history"],
+        "seats": 2,
+    }
+    results: list[str] = []
+
+    def run() -> None:
+        resp = Caller(call._source)("change_subscription", body, account="acct_p")
+        results.append(resp.get_json()["result"])
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert set(results) <= {"applied", "no_change"} and "applied" in results
+    keys = [
+        i["price"]["lookup_key"]
+        for i in stripe_server.state.subscriptions[subscribed["id"]]["items"]["data"]
+    ]
+    assert keys.count("dataface_addon_alert_history_monthly") == 1
