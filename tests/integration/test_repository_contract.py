@@ -62,7 +62,9 @@ def repo(request: pytest.FixtureRequest) -> Iterator[BillingRepository]:
 
 
 def op(op_id: str, customer: str | None = "cus_1", at: int = 1_700_000_000) -> Operation:
-    return Operation(op_id=op_id, op_type="customer.subscription.updated", customer_id=customer, at=at)
+    return Operation(
+        op_id=op_id, op_type="customer.subscription.updated", customer_id=customer, at=at
+    )
 
 
 def test_apply_writes_record_history_and_outbox_once(repo: BillingRepository) -> None:
