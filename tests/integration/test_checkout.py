@@ -4,128 +4,16 @@ against the local Stripe server and the Firestore emulator."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import functions_framework
 import pytest
-from flask.testing import FlaskClient
 
 from functions.accounts import FirestoreAccountStore
 from functions.auth import issue_token
-from functions.catalog_sync import apply_sync, plan_sync
-from functions.checkout import reset_deps
-from functions.config import reset_settings_cache
-from functions.stripe_gateway import SdkStripeGateway
-from statemachine.catalog import CATALOG
+from tests.integration.conftest import CANCEL, RETURN, SECRET, SUCCESS, Caller, price_id
 from tests.support.stripe_server import StripeServer
 
 pytestmark = pytest.mark.emulator
-
-ROOT = Path(__file__).resolve().parents[2]
-SECRET = "local-test-secret-" + "x" * 32
-SUCCESS = "https://app.dataface.test/billing/success"
-CANCEL = "https://app.dataface.test/billing/cancel"
-RETURN = "https://app.dataface.test/settings/billing"
-TARGETS = ("create_checkout_session", "create_portal_session", "change_subscription")
-SHIM = """
-import functions_framework
-from functions import checkout
-
-@functions_framework.http
-def create_checkout_session(request):
-    return checkout.create_checkout_session(request)
-
-@functions_framework.http
-def create_portal_session(request):
-    return checkout.create_portal_session(request)
-
-@functions_framework.http
-def change_subscription(request):
-    return checkout.change_subscription(request)
-"""
-
-
-def price_id(server: StripeServer, lookup_key: str) -> str:
-    return next(p["id"] for p in server.state.prices.values() if p["lookup_key"] == lookup_key)
-
-
-@pytest.fixture(scope="module")
-def entry_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # main.py is the deployed entry module; fall back to an equivalent shim if it does not
-    # (yet) define these targets, so the handlers are still served by functions-framework.
-    main = ROOT / "main.py"
-    if main.exists() and all(f"def {t}(" in main.read_text() for t in TARGETS):
-        return main
-    shim = tmp_path_factory.mktemp("entry") / "main_shim.py"
-    shim.write_text(SHIM)
-    return shim
-
-
-@pytest.fixture
-def env(
-    stripe_server: StripeServer, firestore_project: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    for name, value in {
-        "GOOGLE_CLOUD_PROJECT": firestore_project,
-        "STRIPE_API_KEY": "sk_test_local",
-        "STRIPE_API_BASE": stripe_server.url,
-        "CHECKOUT_SUCCESS_URL": SUCCESS,
-        "CHECKOUT_CANCEL_URL": CANCEL,
-        "PORTAL_RETURN_URL": RETURN,
-        "INTERNAL_AUTH_SECRET": SECRET,
-    }.items():
-        monkeypatch.setenv(name, value)
-    reset_deps()
-    reset_settings_cache()
-    gateway = SdkStripeGateway("sk_test_local", api_base=stripe_server.url)
-    apply_sync(plan_sync(CATALOG, gateway), gateway)
-    stripe_server.clear_requests()
-    yield
-    reset_deps()
-    reset_settings_cache()
-
-
-@pytest.fixture
-def accounts(env: None, firestore_project: str) -> FirestoreAccountStore:
-    return FirestoreAccountStore(firestore_project)
-
-
-class Caller:
-    def __init__(self, source: Path) -> None:
-        self._clients: dict[str, FlaskClient] = {}
-        self._source = source
-
-    def __call__(
-        self,
-        target: str,
-        body: Any,
-        *,
-        account: str | None = None,
-        token: str | None = None,
-        method: str = "POST",
-    ) -> Any:
-        if target not in self._clients:
-            app = functions_framework.create_app(target=target, source=str(self._source))
-            self._clients[target] = app.test_client()
-        headers = {}
-        if token is None and account is not None:
-            token = issue_token(account, SECRET)
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        client = self._clients[target]
-        if isinstance(body, (dict, list)):
-            return client.open("/", method=method, json=body, headers=headers)
-        return client.open(
-            "/", method=method, data=body, headers=headers, content_type="application/json"
-        )
-
-
-@pytest.fixture
-def call(env: None, entry_source: Path) -> Caller:
-    return Caller(entry_source)
-
 
 # -- checkout -------------------------------------------------------------------------
 
