@@ -18,6 +18,14 @@ def cli() -> None:
 
 
 # Command groups: one registration per line (keep alphabetical to ease merges).
+from functions.cli.account import account  # noqa: E402
 from functions.cli.catalog import catalog  # noqa: E402
+from functions.cli.dlq import dlq  # noqa: E402
+from functions.cli.reconcile import reconcile  # noqa: E402
+from functions.cli.relay import relay  # noqa: E402
 
+cli.add_command(account)
 cli.add_command(catalog)
+cli.add_command(dlq)
+cli.add_command(reconcile)
+cli.add_command(relay)

@@ -1,0 +1,203 @@
+"""Account views and the manual override: what on-call reads and the one escape hatch.
+
+An override is a domain input like any other: it goes through `repo.apply` (marker +
+record + history + outbox in one transaction), so it is visible in `account show`, in the
+customer's history, and downstream as an entitlement-changed message, and an expired
+override is dropped by the domain the same way. The operator audit records who and why.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import statemachine
+from functions.errors import TransientError
+from functions.log import get_logger
+from functions.ops.audit import AuditLog, AuditRecord, new_record
+from functions.repository import BillingRepository, Operation
+from schemas.documents import BillingRecord, HistoryEntry, Override
+from schemas.entitlements import AccessLevel
+from statemachine.decision import Decision, Policy
+
+if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
+    from functions.relay import OutboxRelay
+
+# Operator ids live next to Stripe event ids in processed_events; the prefix keeps them apart.
+OPS_PREFIX = "ops_"
+
+
+class AccountNotFound(LookupError):
+    """Neither a known customer id nor a linked account id."""
+
+
+@dataclass(frozen=True)
+class OverrideResult:
+    customer_id: str
+    decision: Decision
+    before: BillingRecord
+    applied: bool  # False on dry run
+    published: int = 0
+    relay_error: str | None = None
+    audit: AuditRecord | None = None
+
+
+def resolve_customer(repo: BillingRepository, ref: str) -> str:
+    """A Stripe customer id (cus_...) or one of our account ids -> the customer id."""
+    if repo.get_record(ref) is not None:
+        return ref
+    customer = repo.customer_for_account(ref)
+    if customer is None:
+        raise AccountNotFound(f"{ref}: no billing record for this customer or account id")
+    return customer
+
+
+def diff_records(before: BillingRecord, after: BillingRecord) -> dict[str, tuple[Any, Any]]:
+    """Operator-facing fields that differ, as (before, after)."""
+    keys = (
+        "status",
+        "access",
+        "subscription_id",
+        "current_period_end",
+        "cancel_at_period_end",
+        "cancel_at",
+        "trial_end",
+        "payment_failed_at",
+        "version",
+    )
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key in keys:
+        old, new = getattr(before, key), getattr(after, key)
+        if old != new:
+            changes[key] = (_plain(old), _plain(new))
+    old_plan = before.entitlements.plan if before.entitlements else None
+    new_plan = after.entitlements.plan if after.entitlements else None
+    if old_plan != new_plan:
+        changes["plan"] = (old_plan, new_plan)
+    old_items = sorted((i.price_id, i.quantity) for i in before.items)
+    new_items = sorted((i.price_id, i.quantity) for i in after.items)
+    if old_items != new_items:
+        changes["items"] = (old_items, new_items)
+    if (before.override is None) != (after.override is None) or before.override != after.override:
+        changes["override"] = (_plain(before.override), _plain(after.override))
+    if len(before.anomalies) != len(after.anomalies):
+        changes["anomalies"] = (len(before.anomalies), len(after.anomalies))
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, AccessLevel):
+        return value.value
+    return value
+
+
+class AccountService:
+    def __init__(
+        self,
+        repo: BillingRepository,
+        relay: OutboxRelay,
+        audit: AuditLog,
+        policy: Policy,
+        *,
+        marker_ttl_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._relay = relay
+        self._audit = audit
+        self._policy = policy
+        self._ttl = marker_ttl_days
+        self._clock = clock
+
+    def record(self, ref: str) -> BillingRecord:
+        customer = resolve_customer(self._repo, ref)
+        record = self._repo.get_record(customer)
+        if record is None:  # linked account whose customer record is gone
+            raise AccountNotFound(f"{ref}: linked to {customer}, which has no billing record")
+        return record
+
+    def history(self, customer_id: str, limit: int = 50) -> list[HistoryEntry]:
+        return self._repo.history(customer_id, limit)
+
+    def operator_actions(self, customer_id: str, limit: int = 50) -> list[AuditRecord]:
+        return self._audit.list(target=customer_id, limit=limit)
+
+    def pending_outbox(self, customer_id: str) -> int:
+        return len(self._repo.pending_outbox(customer_id))
+
+    def set_override(
+        self,
+        ref: str,
+        *,
+        access: AccessLevel | None,
+        reason: str,
+        actor: str,
+        expires_at: int | None = None,
+        dry_run: bool = False,
+    ) -> OverrideResult:
+        """Grant/restrict access (`access` set) or remove the override (`access` None)."""
+        before = self.record(ref)
+        now = int(self._clock())
+        override = None
+        if access is not None:
+            if expires_at is None or expires_at <= now:
+                raise ValueError("an override needs an expiry in the future")
+            override = Override(
+                access=access, reason=reason, actor=actor, expires_at=expires_at, created_at=now
+            )
+        action = "override.set" if override else "override.clear"
+
+        def decide(record: BillingRecord) -> Decision:
+            return statemachine.set_override(record, override, now, self._policy)
+
+        if dry_run:
+            return OverrideResult(before.customer_id, decide(before), before, applied=False)
+        op = Operation(
+            op_id=f"{OPS_PREFIX}override_{uuid.uuid4().hex}",
+            op_type=f"ops.{action}",
+            customer_id=before.customer_id,
+            at=now,
+            source="override",
+        )
+        result = self._repo.apply(op, decide, marker_ttl_days=self._ttl)
+        if result.decision is None:  # a fresh uuid cannot be a duplicate
+            raise TransientError(f"override {op.op_id} was not applied")
+        audit = self._audit.write(
+            new_record(
+                actor,
+                action,
+                before.customer_id,
+                reason,
+                op_id=op.op_id,
+                access=access.value if access else None,
+                expires_at=expires_at,
+                decision=result.decision.kind,
+                version=result.decision.record.version,
+            )
+        )
+        published, relay_error = self._publish(before.customer_id)
+        return OverrideResult(
+            before.customer_id,
+            result.decision,
+            before,
+            applied=True,
+            published=published,
+            relay_error=relay_error,
+            audit=audit,
+        )
+
+    def _publish(self, customer_id: str) -> tuple[int, str | None]:
+        # The change is committed with its outbox entry; if publishing fails now the
+        # sweep publishes it later, so report it rather than pretend the write failed.
+        try:
+            return self._relay.relay_customer(customer_id), None
+        except Exception as exc:
+            get_logger(component="ops", customer_id=customer_id).warning(
+                "ops_relay_deferred", error=type(exc).__name__
+            )
+            return 0, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,107 @@
+"""Adapters for the CLI, built from the environment on first use (never at import time).
+
+`billing-ops --help` must work on a laptop without configuration and without loading the
+Google and Stripe client libraries, so the adapter modules are imported inside the
+builders, when a command body first asks for one.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functions.firestore_repository import FirestoreRepository
+    from functions.ops.accounts import AccountService
+    from functions.ops.audit import AuditLog
+    from functions.ops.dlq_service import DeadLetterService
+    from functions.ops.reconcile import ReconcileService
+    from functions.publisher import Publisher
+    from functions.relay import OutboxRelay
+    from statemachine.decision import Policy
+
+# ruff: noqa: PLC0415 - lazy imports are the point of this module (see the docstring)
+
+
+def repository() -> FirestoreRepository:
+    from functions import wiring
+
+    return wiring.repository()
+
+
+def publisher() -> Publisher:
+    from functions import wiring
+
+    return wiring.publisher()
+
+
+def relay() -> OutboxRelay:
+    from functions import wiring
+
+    return wiring.relay()
+
+
+def policy() -> Policy:
+    from functions import wiring
+
+    return wiring.policy()
+
+
+@cache
+def audit() -> AuditLog:
+    from functions.config import subscriber_settings
+    from functions.ops.audit import AuditLog
+
+    return AuditLog(subscriber_settings().google_cloud_project)
+
+
+@cache
+def dead_letters() -> DeadLetterService:
+    from functions.config import subscriber_settings
+    from functions.ops.deadletter import DeadLetterQueue
+    from functions.ops.dlq_service import DeadLetterService
+
+    settings = subscriber_settings()
+    queue = DeadLetterQueue(settings.google_cloud_project, settings.dead_letter_subscription)
+    return DeadLetterService(queue, publisher(), audit(), events_topic=settings.stripe_events_topic)
+
+
+@cache
+def accounts() -> AccountService:
+    from functions.config import subscriber_settings
+    from functions.ops.accounts import AccountService
+
+    return AccountService(
+        repository(),
+        relay(),
+        audit(),
+        policy(),
+        marker_ttl_days=subscriber_settings().processed_event_ttl_days,
+    )
+
+
+@cache
+def reconciler() -> ReconcileService:
+    from functions.config import stripe_api_settings, subscriber_settings
+    from functions.ops.reconcile import ReconcileService
+    from functions.stripe_gateway import SdkStripeGateway
+
+    settings = subscriber_settings()
+    return ReconcileService(
+        repository(),
+        relay(),
+        SdkStripeGateway.from_settings(stripe_api_settings()),
+        policy(),
+        publisher=publisher(),
+        events_topic=settings.stripe_events_topic,
+        marker_ttl_days=settings.processed_event_ttl_days,
+    )
+
+
+def reset() -> None:
+    """Tests switch projects between cases; the CLI process never needs this."""
+    from functions import wiring
+
+    wiring.reset()
+    for fn in (audit, dead_letters, accounts, reconciler):
+        fn.cache_clear()

@@ -1,0 +1,149 @@
+"""Replay and purge over the dead-letter queue, with the audit record for each.
+
+Replay groups dead letters by Stripe event id: the same event dead-lettered twice (say,
+once by the subscriber and once by Pub/Sub's policy) is republished once and every copy
+is acknowledged after that one publish is confirmed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from functions.ops.audit import AuditLog, new_record
+from functions.ops.deadletter import DeadLetter, DeadLetterQueue, Selector, replay_attributes
+
+if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
+    from functions.publisher import Publisher
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ReplayReport:
+    matched: list[str] = field(default_factory=list)  # event ids, in replay order
+    republished: dict[str, str] = field(default_factory=dict)  # event id -> new message id
+    failed: dict[str, str] = field(default_factory=dict)  # event id -> error
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class PurgeReport:
+    purged: list[str] = field(default_factory=list)  # event ids
+    messages: int = 0
+    dry_run: bool = False
+
+
+def group_by_event(messages: Sequence[DeadLetter]) -> dict[str, list[DeadLetter]]:
+    groups: dict[str, list[DeadLetter]] = {}
+    for msg in messages:
+        groups.setdefault(msg.event_id, []).append(msg)
+    return groups
+
+
+class DeadLetterService:
+    def __init__(
+        self,
+        queue: DeadLetterQueue,
+        publisher: Publisher,
+        audit: AuditLog,
+        *,
+        events_topic: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._queue = queue
+        self._publisher = publisher
+        self._audit = audit
+        self._topic = events_topic
+        self._clock = clock
+
+    def peek(self, limit: int = 10_000) -> list[DeadLetter]:
+        """Read without consuming: everything is handed back before returning."""
+        messages = self._queue.lease_all(limit)
+        self._queue.release(messages)
+        return messages
+
+    def replay(
+        self,
+        selector: Selector,
+        *,
+        actor: str,
+        reason: str = "",
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ReplayReport:
+        report = ReplayReport(dry_run=dry_run)
+        leased = self._queue.lease_all()
+        chosen = [m for m in leased if selector.matches(m)]
+        self._queue.release([m for m in leased if not selector.matches(m)])
+        groups = group_by_event(chosen)
+        report.matched = list(groups)
+        if dry_run or not groups:
+            self._queue.release(chosen)
+            return report
+        pending = dict(groups)
+        try:
+            for event_id, copies in groups.items():
+                first = copies[0]
+                try:
+                    message_id = self._publisher.publish(
+                        self._topic,
+                        first.data,
+                        attributes=replay_attributes(first, actor, self._clock()),
+                        ordering_key=first.customer_id or "",
+                    )
+                except Exception as exc:
+                    # Left in the queue (released below) so it can be replayed again.
+                    report.failed[event_id] = f"{type(exc).__name__}: {exc}"
+                else:
+                    self._queue.ack(copies)
+                    del pending[event_id]
+                    report.republished[event_id] = message_id
+                if progress:
+                    progress(1)
+        finally:
+            self._queue.release([m for copies in pending.values() for m in copies])
+            if report.republished or report.failed:
+                self._audit.write(
+                    new_record(
+                        actor,
+                        "dlq.replay",
+                        self._queue.path,
+                        reason,
+                        republished=sorted(report.republished),
+                        failed=report.failed,
+                    )
+                )
+        return report
+
+    def purge(
+        self, selector: Selector, *, actor: str, reason: str, dry_run: bool = False
+    ) -> PurgeReport:
+        leased = self._queue.lease_all()
+        chosen = [m for m in leased if selector.matches(m)]
+        self._queue.release([m for m in leased if not selector.matches(m)])
+        report = PurgeReport(
+            purged=sorted({m.event_id for m in chosen}), messages=len(chosen), dry_run=dry_run
+        )
+        if dry_run or not chosen:
+            self._queue.release(chosen)
+            return report
+        # Audit first: a purge that happened must never be missing from the trail.
+        self._audit.write(
+            new_record(
+                actor,
+                "dlq.purge",
+                self._queue.path,
+                reason,
+                event_ids=report.purged,
+                messages=report.messages,
+            )
+        )
+        self._queue.ack(chosen)
+        return report

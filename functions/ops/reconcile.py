@@ -1,0 +1,243 @@
+"""Reconcile Firestore with Stripe, and catch up on webhooks Stripe failed to deliver.
+
+Reconcile reads the customer's subscriptions from Stripe (the gateway paginates and paces
+requests under Stripe's rate limit), picks the one that governs access, and hands it to
+the domain's `reconcile` like any other input: the correction is a recorded transition in
+the customer's history with source=reconcile and an entitlement change in the outbox,
+never a silent overwrite of the record. A customer the domain finds correct is not written
+at all (no marker, no history entry), so a reconcile sweep leaves healthy customers alone.
+
+The op id is derived from the Stripe subscription's content and the record version it was
+planned against, so running the same reconciliation twice applies it once.
+
+Catch-up lists events with delivery_success=false (Stripe keeps 30 days) and publishes
+each one to `stripe-events` exactly as the webhook would have, so the normal subscriber
+path (ordering, idempotency, dead letters) applies; events we already processed are
+skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import statemachine
+from functions.ops.accounts import OPS_PREFIX, diff_records
+from functions.repository import BillingRepository, Operation
+from functions.stripe_gateway import StripeGateway
+from schemas.documents import BillingRecord
+from schemas.stripe import StripeEvent, Subscription
+from statemachine.decision import Decision, Policy
+
+if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
+    from functions.publisher import Publisher
+    from functions.relay import OutboxRelay
+
+# Statuses that can grant or hold access: these win over ended subscriptions.
+_LIVE = ("active", "trialing", "past_due", "unpaid", "paused", "incomplete")
+CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
+
+
+@dataclass(frozen=True)
+class ReconcileOutcome:
+    customer_id: str
+    subscription_id: str | None
+    stripe_status: str | None
+    kind: str  # the domain's decision kind, or "unchanged" when nothing was written
+    changes: dict[str, tuple[Any, Any]]
+    applied: bool
+    duplicate: bool = False
+    published: int = 0
+    relay_error: str | None = None
+    anomalies_cleared: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "subscription_id": self.subscription_id,
+            "stripe_status": self.stripe_status,
+            "decision": self.kind,
+            "changes": {k: {"firestore": a, "stripe": b} for k, (a, b) in self.changes.items()},
+            "applied": self.applied,
+            "duplicate": self.duplicate,
+            "published": self.published,
+            "relay_error": self.relay_error,
+            "anomalies_cleared": self.anomalies_cleared,
+        }
+
+
+@dataclass
+class CatchUpReport:
+    found: list[str] = field(default_factory=list)
+    published: dict[str, str] = field(default_factory=dict)  # event id -> message id
+    already_processed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def choose_subscription(
+    subscriptions: Iterable[Subscription], record: BillingRecord
+) -> Subscription | None:
+    """The subscription that governs access: newest live one, else the one we track."""
+    subs = sorted(subscriptions, key=lambda s: s.created, reverse=True)
+    live = [s for s in subs if s.status in _LIVE]
+    if live:
+        return live[0]
+    tracked = [s for s in subs if s.id == record.subscription_id]
+    if tracked:
+        return tracked[0]
+    return subs[0] if subs else None
+
+
+def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
+    content = subscription.model_dump(mode="json") if subscription else None
+    digest = hashlib.sha256(
+        json.dumps([record.version, content], sort_keys=True, default=str).encode()
+    ).hexdigest()[:20]
+    return f"{OPS_PREFIX}reconcile_{record.customer_id}_{digest}"
+
+
+def event_attributes(event: StripeEvent, *, source: str) -> dict[str, str]:
+    """What the webhook sets on a message, so a caught-up event is routed identically."""
+    attributes = {
+        "event_id": event.id,
+        "event_type": event.type,
+        "created": str(event.created),
+        "livemode": "true" if event.livemode else "false",
+    }
+    if event.api_version:
+        attributes["api_version"] = event.api_version
+    if event.object_id:
+        attributes["object_id"] = event.object_id
+    if event.customer_id:
+        attributes["customer_id"] = event.customer_id
+    attributes[source] = "true"
+    return attributes
+
+
+class ReconcileService:
+    def __init__(
+        self,
+        repo: BillingRepository,
+        relay: OutboxRelay,
+        gateway: StripeGateway,
+        policy: Policy,
+        *,
+        publisher: Publisher,
+        events_topic: str,
+        marker_ttl_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repo = repo
+        self._relay = relay
+        self._gateway = gateway
+        self._policy = policy
+        self._publisher = publisher
+        self._topic = events_topic
+        self._ttl = marker_ttl_days
+        self._clock = clock
+
+    # -- which customers -----------------------------------------------------------------
+
+    def all_customers(self) -> list[str]:
+        return [r.customer_id for r in self._repo.list_customers()]
+
+    def customers_with_anomalies(self) -> list[str]:
+        return [r.customer_id for r in self._repo.list_customers() if r.anomalies]
+
+    # -- one customer --------------------------------------------------------------------
+
+    def reconcile(self, customer_id: str, *, dry_run: bool = False) -> ReconcileOutcome:
+        record = self._repo.get_record(customer_id) or BillingRecord(customer_id=customer_id)
+        subs = [
+            Subscription.model_validate(raw)
+            for raw in self._gateway.list_customer_subscriptions(customer_id)
+        ]
+        subscription = choose_subscription(subs, record)
+        now = int(self._clock())
+
+        def decide(current: BillingRecord) -> Decision:
+            return statemachine.reconcile(current, subscription, now, self._policy)
+
+        planned = decide(record)
+        changes = diff_records(record, planned.record)
+        base = partial(
+            ReconcileOutcome,
+            customer_id=customer_id,
+            subscription_id=subscription.id if subscription else None,
+            stripe_status=subscription.status if subscription else None,
+        )
+        if planned.kind in ("noop", "duplicate", "ignored") and not changes:
+            return base(kind="unchanged", changes={}, applied=False)
+        if dry_run:
+            return base(kind=planned.kind, changes=changes, applied=False)
+        op = Operation(
+            op_id=op_id_for(record, subscription),
+            op_type="ops.reconcile",
+            customer_id=customer_id,
+            at=now,
+            source="reconcile",
+        )
+        result = self._repo.apply(op, decide, marker_ttl_days=self._ttl)
+        published, relay_error = 0, None
+        try:
+            published = self._relay.relay_customer(customer_id)
+        except Exception as exc:  # committed: the sweep publishes it if we cannot now
+            relay_error = f"{type(exc).__name__}: {exc}"
+        decision = result.decision
+        return base(
+            kind=decision.kind if decision else "duplicate",
+            changes=diff_records(record, decision.record) if decision else changes,
+            applied=decision is not None,
+            duplicate=result.duplicate,
+            published=published,
+            relay_error=relay_error,
+            anomalies_cleared=(
+                max(0, len(record.anomalies) - len(decision.record.anomalies)) if decision else 0
+            ),
+        )
+
+    # -- missed webhooks -----------------------------------------------------------------
+
+    def catch_up(
+        self,
+        since: int,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int], None] | None = None,
+        events: list[dict[str, Any]] | None = None,
+    ) -> CatchUpReport:
+        """Publish undelivered events created at or after `since` (oldest first)."""
+        raw_events = events if events is not None else self.undelivered(since)
+        report = CatchUpReport(dry_run=dry_run)
+        for raw in raw_events:
+            event = StripeEvent.model_validate(raw)
+            report.found.append(event.id)
+            if self._repo.is_processed(event.id):
+                report.already_processed.append(event.id)
+            elif not dry_run:
+                # Stripe's JSON as the API returned it: the subscriber parses it the same way.
+                data = json.dumps(raw, separators=(",", ":")).encode()
+                try:
+                    report.published[event.id] = self._publisher.publish(
+                        self._topic,
+                        data,
+                        attributes=event_attributes(event, source="catch_up"),
+                        ordering_key=event.customer_id or "",
+                    )
+                except Exception as exc:
+                    report.failed[event.id] = f"{type(exc).__name__}: {exc}"
+            if progress:
+                progress(1)
+        return report
+
+    def undelivered(self, since: int) -> list[dict[str, Any]]:
+        floor = int(self._clock()) - CATCH_UP_WINDOW_SECONDS
+        events = self._gateway.list_undelivered_events(max(since, floor))
+        # Oldest first, so per-customer ordering on the topic follows Stripe's order.
+        return sorted(events, key=lambda e: (int(e.get("created", 0)), str(e.get("id"))))
