@@ -338,13 +338,13 @@ def _portal(req: PortalRequest, deps: Deps) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Current:
+class SubscriptionState:
     plan: str | None
     add_ons: frozenset[str]
     seats: int
 
 
-def _current(sub: dict[str, Any], catalog: Catalog) -> _Current:
+def state_of(sub: dict[str, Any], catalog: Catalog) -> SubscriptionState:
     plan, add_ons, seats = None, set(), 0
     for item in sub["items"]["data"]:
         price = item["price"]
@@ -356,10 +356,10 @@ def _current(sub: dict[str, Any], catalog: Catalog) -> _Current:
             seats += int(item.get("quantity") or 0)
         elif ident:
             add_ons.add(ident)
-    return _Current(plan, frozenset(add_ons), seats)
+    return SubscriptionState(plan, frozenset(add_ons), seats)
 
 
-def classify(current: _Current, target: SubscriptionTarget, catalog: Catalog) -> str:
+def classify(current: SubscriptionState, target: SubscriptionTarget, catalog: Catalog) -> str:
     """'none', 'upgrade' (now, prorated) or 'downgrade' (at period end); see module doc."""
     if (current.plan, current.add_ons, current.seats) == (
         target.plan,
@@ -425,7 +425,7 @@ def _change(req: ChangeRequest, deps: Deps) -> dict[str, Any]:
     if not live:
         raise HttpError(409, "no_subscription", "account has no active subscription; use checkout")
     sub = max(live, key=lambda s: int(s.get("created") or 0))
-    current = _current(sub, deps.catalog)
+    current = state_of(sub, deps.catalog)
     kind = classify(current, req, deps.catalog)
     if kind == "none":
         return {"result": "no_change", "subscription_id": sub["id"]}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import statemachine
-from functions.checkout import ChangeRequest, _Current, _current, classify
+from functions.checkout import ChangeRequest, SubscriptionState, classify, state_of
 from functions.firestore_repository import FirestoreRepository
 from functions.repository import Operation
 from schemas.documents import BillingRecord
@@ -134,7 +134,7 @@ def test_checkout_upgrade_and_scheduled_downgrade_drive_entitlements(
 
 def _target(sub: dict[str, Any], account_id: str) -> ChangeRequest:
     """The change_subscription request that turns the current state into `sub`'s items."""
-    state = _current(sub, CATALOG)
+    state = state_of(sub, CATALOG)
     assert state.plan is not None
     return ChangeRequest(
         account_id=account_id,
@@ -184,5 +184,5 @@ def test_generator_plan_change_scenarios_reach_expected_entitlements(
         assert kinds == {"upgrade", "downgrade"}
 
 
-def _current_of(req: ChangeRequest) -> _Current:
-    return _Current(req.plan, frozenset(req.add_ons), req.seats)
+def _current_of(req: ChangeRequest) -> SubscriptionState:
+    return SubscriptionState(req.plan, frozenset(req.add_ons), req.seats)
