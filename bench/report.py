@@ -1,0 +1,205 @@
+"""From a run's raw results to ratio rows, latest.json and latest.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from bench.stats import Ratio, markdown_table
+
+ACK_TARGET_KB = "60"
+COMMAND = "make bench   (= .venv/bin/python -m bench.run)"
+
+
+def build_rows(results: dict[str, Any]) -> list[Ratio]:
+    rows: list[Ratio] = []
+    ack = results.get("webhook_ack", {})
+    for kb in sorted(ack, key=int):
+        ours, inline = ack[kb]["ours"], ack[kb]["inline"]
+        scenario = f"1 webhook ack {kb} KB"
+        for pct in ("p50", "p99"):
+            rows.append(
+                Ratio(
+                    scenario,
+                    f"ack {pct}: inline / ours",
+                    inline[f"{pct}_ms"],
+                    ours[f"{pct}_ms"],
+                    "ms",
+                    target=10.0 if (pct == "p99" and kb == ACK_TARGET_KB) else None,
+                )
+            )
+        rows.append(
+            Ratio(
+                scenario,
+                "CPU/request: inline / ours",
+                inline["cpu_ms_per_request"],
+                ours["cpu_ms_per_request"],
+                "ms CPU",
+            )
+        )
+    tput = results.get("webhook_throughput", {})
+    if {"ours", "bare"} <= tput.keys():
+        rows.append(
+            Ratio(
+                "2 webhook throughput",
+                "ours / bare framework",
+                tput["ours"]["requests_per_second"],
+                tput["bare"]["requests_per_second"],
+                "req/s",
+                target=0.5,
+            )
+        )
+        if "inline" in tput:
+            rows.append(
+                Ratio(
+                    "2 webhook throughput",
+                    "inline / bare framework",
+                    tput["inline"]["requests_per_second"],
+                    tput["bare"]["requests_per_second"],
+                    "req/s",
+                )
+            )
+    sub = results.get("subscriber")
+    if sub:
+        rows.append(
+            Ratio(
+                "3 subscriber throughput",
+                "Subscriber.handle / raw txn",
+                sub["ours_eps"],
+                sub["raw_eps"],
+                "events/s",
+                target=0.5,
+            )
+        )
+        rows.append(
+            Ratio(
+                "3 subscriber throughput",
+                "repository.apply only / raw txn",
+                sub["apply_only_eps"],
+                sub["raw_eps"],
+                "events/s",
+                note="our transaction code without parse, relay and logging",
+            )
+        )
+    scale = results.get("scaling")
+    if scale:
+        for metric, large, small in (
+            ("history 10,000 / 10 (p50)", "large_history", "small_history"),
+            ("customers 10,000 / 10 (p50)", "many_customers", "few_customers"),
+        ):
+            rows.append(
+                Ratio(
+                    "5 scaling",
+                    metric,
+                    scale[large]["p50_ms"],
+                    scale[small]["p50_ms"],
+                    "ms/event",
+                    target=1.3,
+                    direction="max",
+                )
+            )
+    return rows
+
+
+def _absolute(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    ack = results.get("webhook_ack", {})
+    if ack:
+        lines += [
+            "",
+            "### 1. Webhook ack (sequential, one client)",
+            "",
+            "| size | handler | n | p50 ms | p99 ms | CPU ms/request | errors |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for kb in sorted(ack, key=int):
+            for name, s in ack[kb].items():
+                lines.append(
+                    f"| {kb} KB | {name} | {s['n']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f}"
+                    f" | {s['cpu_ms_per_request']:.2f} | {s['errors']:.0f} |"
+                )
+    tput = results.get("webhook_throughput", {})
+    if tput:
+        lines += [
+            "",
+            "### 2. Webhook throughput at saturation",
+            "",
+            "| handler | clients | req/s | p50 ms | p99 ms | CPU ms/request | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, s in tput.items():
+            lines.append(
+                f"| {name} | {s['concurrency']:.0f} | {s['requests_per_second']:.0f} "
+                f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu_ms_per_request']:.2f} "
+                f"| {s['errors']:.0f} |"
+            )
+    sub = results.get("subscriber")
+    if sub:
+        lines += [
+            "",
+            "### 3. Subscriber throughput",
+            "",
+            f"{sub['events']} events over {sub['customers']} customers, {sub['workers']} workers,"
+            f" {sub['rounds']} rounds: raw transactions {sub['raw_eps']:.0f} events/s,"
+            f" repository.apply only {sub['apply_only_eps']:.0f} events/s,"
+            f" Subscriber.handle {sub['ours_eps']:.0f} events/s.",
+        ]
+    e2e = results.get("e2e")
+    if e2e:
+        lines += [
+            "",
+            "### 4. End to end (webhook 200 -> entitlement-changed received)",
+            "",
+            f"{e2e['received']}/{e2e['sent']} events at {e2e['offered_per_second']:g}/s offered"
+            f" (achieved {e2e['achieved_per_second']:.1f}/s): p50 {e2e['p50_ms']:.0f} ms,"
+            f" p95 {e2e['p95_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms, max {e2e['max_ms']:.0f} ms.",
+        ]
+    scale = results.get("scaling")
+    if scale:
+        lines += [
+            "",
+            "### 5. Scaling (Subscriber.handle per event, each one an entitlement change)",
+            "",
+            "| case | n | p50 ms | p95 ms | mean ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for key in ("small_history", "large_history", "few_customers", "many_customers"):
+            s = scale[key]
+            lines.append(
+                f"| {key.replace('_', ' ')} | {s['n']:.0f} | {s['p50_ms']:.2f} "
+                f"| {s['p95_ms']:.2f} | {s['mean_ms']:.2f} |"
+            )
+    rss = results.get("peak_rss_mb")
+    if rss:
+        lines += ["", "### Peak RSS (VmHWM, MiB)", "", "| process | MiB |", "|---|---:|"]
+        lines += [f"| {name} | {mb:.1f} |" for name, mb in rss.items()]
+    return lines
+
+
+def markdown(results: dict[str, Any], rows: list[Ratio]) -> str:
+    meta = results.get("meta", {})
+    head = [
+        "# Benchmark results",
+        "",
+        f"Command: `{COMMAND}`. Run at {meta.get('started_at', '?')} on"
+        f" {meta.get('cpus', '?')} CPUs ({meta.get('platform', platform.platform())}),"
+        f" wall time {meta.get('wall_seconds', 0):.0f} s. Emulators and servers on loopback.",
+        "",
+        "Ratios are computed within this one run; absolute figures follow and depend on the"
+        " machine.",
+        "",
+        markdown_table(rows),
+    ]
+    return "\n".join(head + _absolute(results)) + "\n"
+
+
+def write(results: dict[str, Any], rows: list[Ratio], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {**results, "ratios": [row.as_dict() for row in rows]}
+    json_path = out / "latest.json"
+    json_path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    md_path = out / "latest.md"
+    md_path.write_text(markdown(results, rows))
+    return json_path, md_path
