@@ -448,3 +448,48 @@ def many(count: int, start: int = START, prefix: str = "bench") -> Iterator[Scen
         name = names[i % len(names)]
         customer_id = f"cus_{prefix}{i:07d}"
         yield SCENARIOS[name](customer_id, f"acct_{prefix}{i:07d}", start + (i % 3600))
+
+
+def subscription_event(
+    event_type: str,
+    created: int,
+    *,
+    event_id: str = "",
+    sub_id: str = "sub_one",
+    status: str = "active",
+    prices: dict[str, int] | None = None,
+    customer_id: str = "cus_one",
+    sub_created: int = START,
+    period_end: int | None = None,
+    **fields: Any,
+) -> Event:
+    """One subscription event in isolation, for table-driven tests of single moves."""
+    b = _Builder(customer_id, "acct_one", sub_created, legacy=False)
+    sub = b.subscribe(status, prices or {STARTER: 1})
+    sub["id"] = sub_id
+    if period_end is not None:
+        for item in sub["items"]["data"]:
+            item["current_period_end"] = period_end
+    sub.update(fields)
+    b.at(created).emit(event_type, sub)
+    event = b.events[-1]
+    event["id"] = event_id or f"evt_{event_type.replace('.', '_')}_{created}_{status}"
+    return event
+
+
+def invoice_event(
+    event_type: str,
+    created: int,
+    invoice_id: str,
+    *,
+    event_id: str = "",
+    sub_id: str = "sub_one",
+    customer_id: str = "cus_one",
+) -> Event:
+    """One invoice event in isolation (current API shape)."""
+    b = _Builder(customer_id, "acct_one", created, legacy=False)
+    b.subscribe("active", {STARTER: 1})["id"] = sub_id
+    b.invoice(event_type, "open", "subscription_cycle", invoice_id)
+    event = b.events[-1]
+    event["id"] = event_id or f"evt_{event_type.replace('.', '_')}_{invoice_id}_{created}"
+    return event
