@@ -79,7 +79,7 @@ class FirestoreRepository:
         cust_ref = self._customer(op.customer_id) if op.customer_id else None
         expire_at = datetime.now(UTC) + timedelta(days=marker_ttl_days)
 
-        @firestore.transactional  # type: ignore[untyped-decorator]
+        @firestore.transactional
         def run(txn: firestore.Transaction) -> ApplyResult:
             # All reads come before all writes: Firestore transactions require it.
             if marker_ref.get(transaction=txn, timeout=_TIMEOUT).exists:
@@ -133,7 +133,9 @@ class FirestoreRepository:
                 )
                 outbox_version = new.version
             if link_ref is not None and new.account_id:
-                prior = link_snap.to_dict() if link_snap is not None and link_snap.exists else {}
+                prior = (
+                    link_snap.to_dict() if link_snap is not None and link_snap.exists else None
+                ) or {}
                 link = AccountLink(
                     account_id=new.account_id,
                     customer_id=new.customer_id,
@@ -153,7 +155,7 @@ class FirestoreRepository:
             event_id=op.op_id,
             event_type=op.op_type,
             customer_id=op.customer_id,
-            decision=decision,  # type: ignore[arg-type]
+            decision=decision,
             processed_at=time.time(),
             expire_at=expire_at,
         )
@@ -226,7 +228,7 @@ class FirestoreRepository:
         db = self._client()
         ref = db.collection(FAILURES).document(failure.event_id)
 
-        @firestore.transactional  # type: ignore[untyped-decorator]
+        @firestore.transactional
         def run(txn: firestore.Transaction) -> FailureRecord:
             snap = ref.get(transaction=txn, timeout=_TIMEOUT)
             stored = failure

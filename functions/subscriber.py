@@ -14,7 +14,7 @@ import binascii
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pydantic
 
@@ -103,12 +103,13 @@ class Subscriber:
             log = log.bind(event_id=event.id, event_type=event.type, customer_id=event.customer_id)
             outcome = self._apply(event, message, trace_id)
         except PermanentError as exc:
-            return self._dead_letter(message, event, exc, log)
+            try:
+                return self._dead_letter(message, event, exc, log)
+            except Exception as route_exc:
+                # Could not park it: keep the message in Pub/Sub's hands instead.
+                self._raise_transient(message, event, route_exc, log)
         except Exception as exc:
-            self._note_transient_failure(message, event, exc, log)
-            if isinstance(exc, TransientError):
-                raise
-            raise TransientError(f"unexpected {type(exc).__name__}: {exc}") from exc
+            self._raise_transient(message, event, exc, log)
         log.info(
             "event_processed",
             decision=outcome.decision,
@@ -225,6 +226,18 @@ class Subscriber:
     def dead_letter_undecodable(self, message: IncomingMessage, exc: PermanentError) -> Outcome:
         log = get_logger(component="subscriber", project=self._project)
         return self._dead_letter(message, None, exc, log)
+
+    def _raise_transient(
+        self,
+        message: IncomingMessage,
+        event: StripeEvent | None,
+        exc: Exception,
+        log: Any,
+    ) -> NoReturn:
+        self._note_transient_failure(message, event, exc, log)
+        if isinstance(exc, TransientError):
+            raise exc
+        raise TransientError(f"unexpected {type(exc).__name__}: {exc}") from exc
 
     def _note_transient_failure(
         self,

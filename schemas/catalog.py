@@ -56,7 +56,8 @@ class Catalog(_Frozen):
         return self
 
     def by_lookup_key(self, key: str) -> Plan | AddOn | None:
-        for item in (*self.plans, *self.add_ons):
+        items: tuple[Plan | AddOn, ...] = (*self.plans, *self.add_ons)
+        for item in items:
             if item.lookup_key == key:
                 return item
         return None

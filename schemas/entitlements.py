@@ -11,11 +11,11 @@ flight: the next redelivery fills it, or read the account's current state.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Final = "1"
 
 
 class AccessLevel(StrEnum):

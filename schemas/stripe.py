@@ -176,7 +176,7 @@ class StripeEvent(_Tolerant):
 
     @field_validator("request", mode="before")
     @classmethod
-    def _legacy_request(cls, value: object) -> object:
+    def _legacy_request(cls, value: Any) -> Any:
         # API versions before 2017-05-25 sent `request` as a bare id string.
         if isinstance(value, str):
             return {"id": value}

@@ -81,7 +81,9 @@ def test_invalid_json_is_dead_lettered_with_reason_and_acknowledged() -> None:
     assert attrs["dead_letter_reason_code"] == "invalid_payload"
     assert attrs["event_id"] == "evt_x"  # original attributes are kept for replay
     failure = repo.get_failure("msg-m1")
-    assert failure is not None and failure.dead_lettered and failure.reason_code == "invalid_payload"
+    assert (
+        failure is not None and failure.dead_lettered and failure.reason_code == "invalid_payload"
+    )
 
 
 def test_envelope_missing_fields_is_permanent() -> None:

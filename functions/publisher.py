@@ -1,0 +1,87 @@
+"""Pub/Sub publishing behind a small port, so handlers never see a Google client.
+
+One `PublisherClient` per process, created on first publish (never at import time: a cold
+start that only answers 405 should not pay for gRPC channel set-up) and reused for the
+life of the process. Message ordering is enabled because the webhook and the relay key
+messages by customer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from functions.errors import TransientError
+
+
+class Publisher(Protocol):
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        attributes: Mapping[str, str],
+        ordering_key: str = "",
+        timeout: float = 10.0,
+    ) -> str:
+        """Publish and wait for the server's ack; returns the message id.
+
+        Raises TransientError on any failure: the caller answers so the message is retried.
+        """
+        ...
+
+
+class PubSubPublisher:
+    """The one real adapter over google-cloud-pubsub."""
+
+    def __init__(self, project: str) -> None:
+        self._project = project
+        self._client: Any = None
+        self._paths: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _get_client(self) -> Any:
+        # Double-checked under a lock: gunicorn threads may race on the first request.
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from google.cloud import pubsub_v1  # noqa: PLC0415 - lazy by design
+
+                    self._client = pubsub_v1.PublisherClient(
+                        publisher_options=pubsub_v1.types.PublisherOptions(
+                            enable_message_ordering=True
+                        )
+                    )
+        return self._client
+
+    def _topic_path(self, topic: str) -> str:
+        path = self._paths.get(topic)
+        if path is None:
+            path = f"projects/{self._project}/topics/{topic}"
+            self._paths[topic] = path
+        return path
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        attributes: Mapping[str, str],
+        ordering_key: str = "",
+        timeout: float = 10.0,
+    ) -> str:
+        client = self._get_client()
+        path = self._topic_path(topic)
+        try:
+            future = client.publish(path, data, ordering_key=ordering_key, **dict(attributes))
+            message_id: str = future.result(timeout=timeout)
+        except Exception as exc:
+            if ordering_key:
+                # After a failure the client pauses the key; without resuming, every later
+                # publish for this customer would fail immediately.
+                client.resume_publish(path, ordering_key)
+            raise TransientError(
+                f"publish to topic {topic!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return message_id
