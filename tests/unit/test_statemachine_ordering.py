@@ -102,8 +102,9 @@ def test_newer_identical_snapshot_advances_the_watermark() -> None:
 
 def test_same_second_evidence_period_end_and_incomplete() -> None:
     base = ev(UPDATED, START, status="active", period_end=START + 30 * DAY)
-    later = ev(UPDATED, START + 9, status="past_due", period_end=START + 60 * DAY)
-    earlier = ev(UPDATED, START + 9, status="active", period_end=START + 30 * DAY, prices={TEAM: 1})
+    # All three in the same second: only the period ends can order them.
+    later = ev(UPDATED, START, status="past_due", period_end=START + 60 * DAY)
+    earlier = ev(UPDATED, START, status="unpaid", period_end=START + 30 * DAY, prices={TEAM: 1})
     assert run(base, later, earlier) == ["applied", "applied", "stale"]
     assert last().status == "past_due"
     back = ev(UPDATED, START + 9, status="incomplete")
