@@ -86,12 +86,15 @@ locals {
       min_instances  = 0
       max_instances  = 1
       firestore_role = "roles/datastore.user"
-      publishes      = ["entitlements"]
-      secrets        = { STRIPE_API_KEY = "stripe_api_key" }
-      env            = {}
+      # Catch-up republishes events Stripe failed to deliver onto stripe-events.
+      publishes = ["stripe_events", "entitlements"]
+      secrets   = { STRIPE_API_KEY = "stripe_api_key" }
+      env       = {}
     }
-    # The three customer-facing APIs only call Stripe and read the account link; state
-    # changes arrive back through the webhook like every other Stripe change.
+    # The three customer-facing APIs call Stripe and read the account link (checkout also
+    # creates it); subscription state comes back through the webhook like every other
+    # Stripe change. Each request also carries an HS256 bearer token our product backend
+    # mints with INTERNAL_AUTH_SECRET (functions/auth.py), on top of IAM.
     create_checkout_session = {
       name           = "create-checkout-session"
       entry_point    = "create_checkout_session"
@@ -102,10 +105,13 @@ locals {
       concurrency    = 20
       min_instances  = 0
       max_instances  = 10
-      firestore_role = "roles/datastore.viewer"
+      firestore_role = "roles/datastore.user"
       publishes      = []
-      secrets        = { STRIPE_API_KEY = "stripe_api_key" }
-      env            = {}
+      secrets = {
+        STRIPE_API_KEY       = "stripe_api_key"
+        INTERNAL_AUTH_SECRET = "internal_auth_secret"
+      }
+      env = local.api_env
     }
     create_portal_session = {
       name           = "create-portal-session"
@@ -119,8 +125,11 @@ locals {
       max_instances  = 10
       firestore_role = "roles/datastore.viewer"
       publishes      = []
-      secrets        = { STRIPE_API_KEY = "stripe_api_key" }
-      env            = {}
+      secrets = {
+        STRIPE_API_KEY       = "stripe_api_key"
+        INTERNAL_AUTH_SECRET = "internal_auth_secret"
+      }
+      env = local.api_env
     }
     change_subscription = {
       name           = "change-subscription"
@@ -134,9 +143,20 @@ locals {
       max_instances  = 10
       firestore_role = "roles/datastore.viewer"
       publishes      = []
-      secrets        = { STRIPE_API_KEY = "stripe_api_key" }
-      env            = {}
+      secrets = {
+        STRIPE_API_KEY       = "stripe_api_key"
+        INTERNAL_AUTH_SECRET = "internal_auth_secret"
+      }
+      env = local.api_env
     }
+  }
+
+  # Where Stripe sends the customer back; from configuration only (never the request),
+  # so the functions cannot be used as an open redirect.
+  api_env = {
+    CHECKOUT_SUCCESS_URL = var.checkout_success_url
+    CHECKOUT_CANCEL_URL  = var.checkout_cancel_url
+    PORTAL_RETURN_URL    = var.portal_return_url
   }
 }
 

@@ -7,6 +7,8 @@ locals {
     # Comma-separated whsec_ values: old and new both verify during a roll.
     stripe_webhook_secret = { secret_id = "stripe-webhook-secret", version = var.stripe_webhook_secret_version }
     stripe_api_key        = { secret_id = "stripe-api-key", version = var.stripe_api_key_version }
+    # HS256 key shared with the product backend for the checkout/portal/change bearer tokens.
+    internal_auth_secret = { secret_id = "billing-internal-auth-secret", version = var.internal_auth_secret_version }
   }
 
   # One accessor grant per (function, secret it mounts), nothing project-wide.

@@ -45,6 +45,42 @@ variable "stripe_api_key_version" {
   default     = "latest"
 }
 
+variable "internal_auth_secret_version" {
+  description = "Secret Manager version of INTERNAL_AUTH_SECRET (the bearer-token key shared with the product backend); pinned like the others."
+  type        = string
+  default     = "latest"
+}
+
+variable "checkout_success_url" {
+  description = "Where Stripe Checkout returns the customer after paying (CHECKOUT_SUCCESS_URL)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.checkout_success_url, "https://")
+    error_message = "Must be an https:// URL."
+  }
+}
+
+variable "checkout_cancel_url" {
+  description = "Where Stripe Checkout returns the customer on cancel (CHECKOUT_CANCEL_URL)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.checkout_cancel_url, "https://")
+    error_message = "Must be an https:// URL."
+  }
+}
+
+variable "portal_return_url" {
+  description = "Where the Stripe customer portal returns the customer (PORTAL_RETURN_URL)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.portal_return_url, "https://")
+    error_message = "Must be an https:// URL."
+  }
+}
+
 variable "max_delivery_attempts" {
   description = "Deliveries before Pub/Sub dead-letters an event; also MAX_DELIVERY_ATTEMPTS for the subscriber (Pub/Sub allows 5-100)."
   type        = number
