@@ -29,12 +29,15 @@ _FORBIDDEN_KEY = re.compile(r"secret|signature|password|token|body|payload|card|
 _CARD_NUMBER = re.compile(r"\b(?:\d[ -]?){13,19}\b")
 _WHSEC = re.compile(r"whsec_[A-Za-z0-9]+|sk_(?:test|live)_[A-Za-z0-9]+|v1=[0-9a-f]{16,}")
 
+# Safe by construction despite matching the pattern: a position, never the secret itself.
+_ALLOWED_KEYS = frozenset({"secret_index"})
+
 _configured = False
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if _FORBIDDEN_KEY.search(key):
+        if _FORBIDDEN_KEY.search(key) and key not in _ALLOWED_KEYS:
             event_dict[key] = "[redacted]"
             continue
         value = event_dict[key]

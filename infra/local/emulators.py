@@ -1,8 +1,7 @@
-"""Start the Pub/Sub and Firestore emulators on free ports, wait for them, stop them.
+"""Start (or reuse) the Pub/Sub and Firestore emulators for tests and `make dev`.
 
-Used by the test harness, `make dev`, `make demo` and `make bench`. When
-PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST are already set, those emulators are
-reused and left running.
+Each emulator runs in its own process group: `gcloud` is a Python wrapper that spawns a
+java child, and killing only the wrapper leaves java holding the port.
 """
 
 from __future__ import annotations
@@ -14,24 +13,29 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 INSTALL_HINT = (
-    "The Pub/Sub and Firestore emulators need the gcloud CLI with its emulator components "
-    "and Java 17+. Install them with: apt-get install google-cloud-cli "
+    "the Pub/Sub and Firestore emulators need the gcloud CLI, its emulator components and "
+    "Java 17+. Install them with `apt-get install google-cloud-cli "
     "google-cloud-cli-pubsub-emulator google-cloud-cli-firestore-emulator "
-    "openjdk-17-jre-headless (or: gcloud components install beta pubsub-emulator "
-    "cloud-firestore-emulator)."
+    "openjdk-17-jre-headless` (or `gcloud components install pubsub-emulator "
+    "cloud-firestore-emulator beta`), or point PUBSUB_EMULATOR_HOST and "
+    "FIRESTORE_EMULATOR_HOST at running emulators."
 )
-_READY_TIMEOUT = 60.0
+STARTUP_TIMEOUT_SECONDS = 90.0
 
 
-class EmulatorUnavailable(RuntimeError):
-    pass
+class EmulatorsUnavailable(RuntimeError):
+    """gcloud, Java or an emulator component is missing; the message says what to install."""
+
+
+EmulatorUnavailable = EmulatorsUnavailable  # earlier name, kept for callers
 
 
 def free_port() -> int:
@@ -41,26 +45,71 @@ def free_port() -> int:
         return port
 
 
-def is_up(host: str) -> bool:
+def is_ready(host: str) -> bool:
+    """Both emulators answer `GET /` with "Ok" once they accept requests."""
     try:
-        with urllib.request.urlopen(f"http://{host}/", timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
+        with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
+            return bool(resp.read().strip().startswith(b"Ok"))
+    except OSError:
         return False
 
 
-def _check_installed() -> None:
+def _check_prerequisites() -> None:
     missing = [tool for tool in ("gcloud", "java") if shutil.which(tool) is None]
     if missing:
-        raise EmulatorUnavailable(f"missing {', '.join(missing)}. {INSTALL_HINT}")
+        raise EmulatorsUnavailable(f"{' and '.join(missing)} not found: {INSTALL_HINT}")
+
+
+@dataclass
+class _Process:
+    name: str
+    host: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+
+
+def _start(name: str, args: list[str], host: str, log_dir: Path) -> _Process:
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [shutil.which("gcloud") or "gcloud", *args, f"--host-port={host}", "--quiet"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return _Process(name, host, proc, log)
+
+
+def _wait_ready(process: _Process, deadline: float) -> None:
+    while not is_ready(process.host):
+        if process.proc.poll() is not None:
+            output = process.log.read_text(errors="replace")[-2000:]
+            if "component" in output.lower() or "not installed" in output.lower():
+                raise EmulatorsUnavailable(f"{process.name} emulator: {INSTALL_HINT}\n{output}")
+            raise RuntimeError(
+                f"{process.name} emulator exited with {process.proc.returncode}:\n{output}"
+            )
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{process.name} emulator not ready; log at {process.log}")
+        time.sleep(0.2)
 
 
 @dataclass
 class Emulators:
     pubsub_host: str
     firestore_host: str
-    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    log_dir: Path | None = None
+    _processes: list[_Process] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         return {
@@ -68,20 +117,15 @@ class Emulators:
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
         }
 
+    @property
+    def owned(self) -> bool:
+        """False when reusing emulators someone else started (then stop() leaves them)."""
+        return bool(self._processes)
+
     def stop(self) -> None:
-        for proc in self._procs:
-            # gcloud forks a java child; the whole process group has to go.
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self._procs.clear()
+        for process in self._processes:
+            process.stop()
+        self._processes.clear()
 
     def __enter__(self) -> Emulators:
         return self
@@ -95,61 +139,48 @@ class Emulators:
         self.stop()
 
 
-def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+def start_emulators(*, log_dir: Path | None = None, reuse_env: bool = True) -> Emulators:
+    """Start both emulators on free ports and wait until they answer.
 
-
-def start_emulators(*, reuse_env: bool = True) -> Emulators:
-    if (
-        reuse_env
-        and os.environ.get("PUBSUB_EMULATOR_HOST")
-        and os.environ.get("FIRESTORE_EMULATOR_HOST")
-    ):
-        emulators = Emulators(
-            os.environ["PUBSUB_EMULATOR_HOST"], os.environ["FIRESTORE_EMULATOR_HOST"]
-        )
-        for host in (emulators.pubsub_host, emulators.firestore_host):
-            if not is_up(host):
-                raise EmulatorUnavailable(f"no emulator answers at {host} (from the environment)")
-        return emulators
-
-    _check_installed()
-    log_dir = Path(tempfile.mkdtemp(prefix="billing-emulators-"))
-    pubsub = f"127.0.0.1:{free_port()}"
-    firestore = f"127.0.0.1:{free_port()}"
-    emulators = Emulators(pubsub, firestore, log_dir=log_dir)
-    gcloud = shutil.which("gcloud") or "gcloud"
-    emulators._procs.append(
-        _spawn(
-            [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port={pubsub}", "--quiet"],
-            log_dir / "pubsub.log",
-        )
+    With reuse_env, hosts already in PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST are
+    used as they are (and not stopped later).
+    """
+    existing_pubsub = os.environ.get("PUBSUB_EMULATOR_HOST") if reuse_env else None
+    existing_firestore = os.environ.get("FIRESTORE_EMULATOR_HOST") if reuse_env else None
+    to_start: list[tuple[str, list[str]]] = []
+    if not existing_pubsub:
+        to_start.append(("pubsub", ["beta", "emulators", "pubsub", "start"]))
+    if not existing_firestore:
+        to_start.append(("firestore", ["emulators", "firestore", "start"]))
+    for host in (existing_pubsub, existing_firestore):
+        if host and not is_ready(host):
+            raise EmulatorsUnavailable(f"no emulator answers at {host} (from the environment)")
+    if to_start:
+        _check_prerequisites()
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="emulators-"))
+    started: list[_Process] = []
+    try:
+        for name, args in to_start:
+            started.append(_start(name, args, f"127.0.0.1:{free_port()}", log_dir))
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        for process in started:
+            _wait_ready(process, deadline)
+    except BaseException:
+        for process in started:
+            process.stop()
+        raise
+    hosts = {p.name: p.host for p in started}
+    return Emulators(
+        pubsub_host=existing_pubsub or hosts["pubsub"],
+        firestore_host=existing_firestore or hosts["firestore"],
+        _processes=started,
     )
-    emulators._procs.append(
-        _spawn(
-            [gcloud, "emulators", "firestore", "start", f"--host-port={firestore}", "--quiet"],
-            log_dir / "firestore.log",
-        )
-    )
-    deadline = time.monotonic() + _READY_TIMEOUT
-    pending = {"pubsub": pubsub, "firestore": firestore}
-    while pending:
-        for name, host in list(pending.items()):
-            if is_up(host):
-                del pending[name]
-        for proc, name in zip(emulators._procs, ("pubsub", "firestore"), strict=True):
-            if proc.poll() is not None and name in pending:
-                emulators.stop()
-                output = (log_dir / f"{name}.log").read_text(errors="replace")[-800:]
-                raise EmulatorUnavailable(
-                    f"the {name} emulator exited ({proc.returncode}): {output}\n{INSTALL_HINT}"
-                )
-        if pending and time.monotonic() > deadline:
-            emulators.stop()
-            raise EmulatorUnavailable(f"emulators not ready after {_READY_TIMEOUT:.0f}s: {pending}")
-        if pending:
-            time.sleep(0.2)
-    return emulators
+
+
+@contextmanager
+def running_emulators(**kwargs: object) -> Iterator[Emulators]:
+    emulators = start_emulators(**kwargs)  # type: ignore[arg-type]
+    try:
+        yield emulators
+    finally:
+        emulators.stop()
