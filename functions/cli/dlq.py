@@ -93,7 +93,12 @@ def list_(
 def show(event_id: str, as_json: bool) -> None:
     """One dead letter by event id (or message id): envelope, attributes, last error."""
     matches = [m for m in context.dead_letters().peek() if event_id in (m.event_id, m.message_id)]
-    failure = context.repository().get_failure(event_id)
+    # Undecodable messages are recorded under their failure key, not an event id.
+    keys = [m.attributes.get("failure_key") for m in matches if m.attributes.get("failure_key")]
+    repo = context.repository()
+    failure = next(
+        (f for f in (repo.get_failure(k) for k in [*keys, event_id] if k) if f is not None), None
+    )
     if not matches and failure is None:
         raise click.ClickException(f"{event_id}: not in the dead-letter queue, no failure record")
     detail = {

@@ -102,7 +102,7 @@ def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
     return f"{OPS_PREFIX}reconcile_{record.customer_id}_{digest}"
 
 
-def event_attributes(event: StripeEvent, *, source: str) -> dict[str, str]:
+def event_attributes(event: StripeEvent, *, source: str | None = None) -> dict[str, str]:
     """What the webhook sets on a message, so a caught-up event is routed identically."""
     attributes = {
         "event_id": event.id,
@@ -116,7 +116,8 @@ def event_attributes(event: StripeEvent, *, source: str) -> dict[str, str]:
         attributes["object_id"] = event.object_id
     if event.customer_id:
         attributes["customer_id"] = event.customer_id
-    attributes[source] = "true"
+    if source:  # marks how it arrived, e.g. catch_up=true
+        attributes[source] = "true"
     return attributes
 
 
