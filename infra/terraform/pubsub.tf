@@ -74,6 +74,9 @@ resource "google_pubsub_subscription" "stripe_events" {
   expiration_policy {
     ttl = ""
   }
+
+  # Pushing before the push identity may invoke the subscriber only burns delivery attempts.
+  depends_on = [google_cloud_run_v2_service_iam_member.subscriber_push]
 }
 
 # Pull subscription on the dead-letter topic: operators inspect and replay from it
