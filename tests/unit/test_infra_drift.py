@@ -453,6 +453,8 @@ def test_every_alert_links_its_runbook(tf: Terraform) -> None:
         linked.add(found[0])
         assert body["notification_channels"] == "${var.notification_channels}", name
     assert linked == RUNBOOKS
+    missing = sorted(n for n in linked if not (ROOT / "runbooks" / n).is_file())
+    assert not missing, f"alerts link runbooks that do not exist: {missing}"
     assert set(policies) >= {
         "dead_letter_backlog",
         "oldest_unacked",
