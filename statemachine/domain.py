@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.documents import Anomaly, BillingRecord, Override, Watermark
-from schemas.entitlements import EntitlementChanged
+from schemas.entitlements import AccessLevel, EntitlementChanged
 from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription
 from statemachine import entitlements, states
 from statemachine.decision import Decision, Policy, Transition
@@ -187,7 +187,7 @@ def _adopt(rec: BillingRecord, sub: Subscription, at: int, event_id: str, event_
 
 def _price_problems(sub: Subscription, policy: Policy) -> list[str]:
     # Only a status that grants something needs priced items; a dead one grants nothing.
-    if states.STATE_BY_STATUS[sub.status].access.value == "none":
+    if states.STATE_BY_STATUS[sub.status].access is AccessLevel.NONE:
         return []
     return entitlements.problems(entitlements.items_of(sub), policy.catalog)
 
@@ -311,7 +311,12 @@ def reevaluate(record: BillingRecord, now: int, policy: Policy) -> Decision:
 def set_override(
     record: BillingRecord, override: Override | None, now: int, policy: Policy
 ) -> Decision:
-    """An operator grants or restricts access until `override.expires_at` (None: remove)."""
+    """An operator grants or restricts access until `override.expires_at` (None: remove).
+
+    The override's access level replaces the state's while it lasts; entitlements come
+    from the subscription's items, or from the smallest plan for a customer with none.
+    It lapses through `reevaluate` once `expires_at` passes.
+    """
     rec = record.model_copy(deep=True)
     rec.override = override
     reason = "override removed" if override is None else f"override: {override.reason}"

@@ -15,7 +15,7 @@ POLICY = Policy()
 
 def replay(events: list[StripeEvent], customer_id: str) -> tuple[BillingRecord, list[str]]:
     rec = BillingRecord(customer_id=customer_id)
-    kinds = []
+    kinds: list[str] = []
     for event in events:
         before = rec.version
         decision = decide(rec, event, POLICY)

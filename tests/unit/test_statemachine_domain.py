@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from schemas.documents import BillingRecord, Override
@@ -24,7 +26,7 @@ POLICY = Policy()
 UPDATED = "customer.subscription.updated"
 
 
-def ev(created: int, **kw: object) -> StripeEvent:
+def ev(created: int, **kw: Any) -> StripeEvent:
     return StripeEvent.model_validate(subscription_event(UPDATED, created, **kw))
 
 
@@ -200,7 +202,7 @@ def test_async_failure_leaves_an_active_subscription_with_access() -> None:
     assert failed.entitlements_changed is False
 
 
-def sub(**kw: object) -> Subscription:
+def sub(**kw: Any) -> Subscription:
     return Subscription.model_validate(subscription_event(UPDATED, START, **kw)["data"]["object"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
 from statemachine import Policy, decide
@@ -12,17 +14,17 @@ UPDATED = "customer.subscription.updated"
 CREATED = "customer.subscription.created"
 
 
-def ev(event_type: str, created: int, **kw: object) -> StripeEvent:
+def ev(event_type: str, created: int, **kw: Any) -> StripeEvent:
     return StripeEvent.model_validate(subscription_event(event_type, created, **kw))
 
 
-def inv(event_type: str, created: int, invoice_id: str, **kw: object) -> StripeEvent:
+def inv(event_type: str, created: int, invoice_id: str, **kw: Any) -> StripeEvent:
     return StripeEvent.model_validate(invoice_event(event_type, created, invoice_id, **kw))
 
 
 def run(*events: StripeEvent, record: BillingRecord | None = None) -> list[str]:
     rec = record or BillingRecord(customer_id="cus_one")
-    kinds = []
+    kinds: list[str] = []
     for event in events:
         decision = decide(rec, event, POLICY)
         rec = decision.record
@@ -96,8 +98,9 @@ def test_newer_identical_snapshot_advances_the_watermark() -> None:
     )
     assert kinds == ["applied", "noop", "stale"]
     assert last().status == "active"
-    assert last().watermark is not None
-    assert last().watermark.created == START + 3
+    watermark = last().watermark
+    assert watermark is not None
+    assert watermark.created == START + 3
 
 
 def test_same_second_evidence_period_end_and_incomplete() -> None:

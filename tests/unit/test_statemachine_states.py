@@ -48,7 +48,9 @@ def test_table_covers_no_subscription_and_every_stripe_status_once() -> None:
     ],
 )
 def test_access_and_message_per_state(status: str, access: AccessLevel, code: str) -> None:
-    record = BillingRecord(customer_id="c", status=status, trial_end=START + DAY)  # type: ignore[arg-type]
+    record = BillingRecord.model_validate(
+        {"customer_id": "c", "status": status, "trial_end": START + DAY}
+    )
     got = view(record, START, GRACE)
     assert (got.access, got.message.code) == (access, code)
     assert "{date}" not in got.message.text

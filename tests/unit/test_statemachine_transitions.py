@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_first_sight_names_match_statuses() -> None:
     ]
 
 
-def _event(status: str, created: int, **fields: object) -> StripeEvent:
+def _event(status: str, created: int, **fields: Any) -> StripeEvent:
     return StripeEvent.model_validate(
         subscription_event("customer.subscription.updated", created, status=status, **fields)
     )
