@@ -69,6 +69,15 @@ class DeadLetter:
         return customer if isinstance(customer, str) else None
 
     @property
+    def created(self) -> int | None:
+        """The Stripe event's own creation time, when the body can be read."""
+        stamp = self.attributes.get("created", "")
+        if stamp.isdigit():
+            return int(stamp)
+        value = self._envelope().get("created")
+        return value if isinstance(value, int) else None
+
+    @property
     def reason_code(self) -> str:
         if "dead_letter_reason_code" in self.attributes:
             return self.attributes["dead_letter_reason_code"]

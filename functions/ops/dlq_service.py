@@ -41,8 +41,14 @@ class PurgeReport:
 
 
 def group_by_event(messages: Sequence[DeadLetter]) -> dict[str, list[DeadLetter]]:
+    """Copies of one event together, events in Stripe's order (the order they were created).
+
+    Dead-lettering loses the original order; republishing in creation order means the
+    subscriber sees a customer's events as Stripe emitted them (its ordering guard would
+    cope either way, but in order nothing is recorded as stale).
+    """
     groups: dict[str, list[DeadLetter]] = {}
-    for msg in messages:
+    for msg in sorted(messages, key=lambda m: (m.created or 0, m.dead_lettered_at, m.event_id)):
         groups.setdefault(msg.event_id, []).append(msg)
     return groups
 

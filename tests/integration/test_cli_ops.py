@@ -383,7 +383,15 @@ def test_undecodable_event_is_shown_and_purge_needs_confirmation(world: World) -
     assert len(world.json("dlq", "list")) == 1
     assert world.audit("dlq.purge") == []
 
-    world.run("dlq", "purge", "evt_broken1", "--reason", "garbage", input="y\n")
+    purged = world.runner.invoke(
+        cli, ["dlq", "purge", "evt_broken1", "--reason", "garbage", "--json"], input="y\n"
+    )
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout) == {
+        "dry_run": False,
+        "messages": 1,
+        "purged": ["evt_broken1"],
+    }
     assert world.json("dlq", "list") == []
     (audit,) = world.audit("dlq.purge")
     assert audit["details"]["event_ids"] == ["evt_broken1"]
@@ -521,6 +529,16 @@ def test_reconcile_corrects_a_missed_webhook_and_leaves_a_correct_customer_alone
     # Stripe was read through its API, paginated by customer.
     reads = world.stripe.requests_to("GET", "/v1/subscriptions")
     assert {r.params.get("customer") for r in reads} >= {good.customer_id, missed.customer_id}
+
+    # A customer none of whose webhooks ever arrived: reconcile builds the record from Stripe.
+    never = recent("checkout_active", f"cus_never{tag}")
+    _seed_stripe(world, never)
+    (created,) = world.json("reconcile", "run", never.customer_id)["results"]
+    assert created["applied"] is True
+    built = world.repo.get_record(never.customer_id)
+    assert built is not None and built.status == never.expected.status
+    assert built.access == never.expected.access
+    world.entitlement_messages()
 
     # Running it again finds everyone in sync.
     again = world.json("reconcile", "run", "--all", "--yes")

@@ -1,0 +1,242 @@
+"""Pure logic behind billing-ops: selectors, replay attributes, ack-after-publish, choices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import click
+import pytest
+
+from functions.cli.output import parse_duration, parse_when
+from functions.ops.audit import AuditRecord
+from functions.ops.deadletter import SOURCE_DELIVERY_COUNT, DeadLetter, Selector, replay_attributes
+from functions.ops.dlq_service import DeadLetterService
+from functions.ops.reconcile import choose_subscription, op_id_for
+from schemas.documents import BillingRecord
+from schemas.stripe import Subscription
+
+ENVELOPE = {
+    "id": "evt_1",
+    "object": "event",
+    "type": "invoice.paid",
+    "created": 1_700_000_000,
+    "livemode": False,
+    "data": {"object": {"object": "invoice", "id": "in_1", "customer": "cus_1"}},
+}
+
+
+def letter(
+    message_id: str = "m1",
+    attributes: Mapping[str, str] | None = None,
+    body: dict[str, Any] | None = None,
+    at: float = 1_700_000_100.0,
+) -> DeadLetter:
+    data = json.dumps(body if body is not None else ENVELOPE).encode()
+    return DeadLetter(f"ack-{message_id}", message_id, data, dict(attributes or {}), at)
+
+
+def test_dead_letter_reads_the_envelope_when_attributes_are_missing() -> None:
+    msg = letter(attributes={SOURCE_DELIVERY_COUNT: "5"})
+    assert (msg.event_id, msg.event_type, msg.customer_id) == ("evt_1", "invoice.paid", "cus_1")
+    assert msg.reason_code == "max_attempts"
+    assert msg.delivery_attempts == 5
+    assert msg.created == 1_700_000_000
+    assert msg.dead_lettered_at == 1_700_000_100.0
+
+
+def test_dead_letter_of_an_unreadable_body_falls_back_to_the_failure_key() -> None:
+    msg = DeadLetter(
+        "a",
+        "m9",
+        b"\xff not json",
+        {"failure_key": "msg-m0", "dead_letter_reason_code": "invalid_payload"},
+        1.0,
+    )
+    assert msg.event_id == "msg-m0"
+    assert msg.customer_id is None
+    assert msg.reason_code == "invalid_payload"
+    assert msg.envelope_summary()["parseable"] is False
+
+
+@pytest.mark.parametrize(
+    ("selector", "matches"),
+    [
+        (Selector(), False),  # nothing selected never means everything
+        (Selector(all=True), True),
+        (Selector(event_ids=frozenset({"evt_1"})), True),
+        (Selector(event_ids=frozenset({"m1"})), True),
+        (Selector(event_ids=frozenset({"evt_2"})), False),
+        (Selector(event_type="invoice.paid", customer_id="cus_1"), True),
+        (Selector(event_type="invoice.paid", customer_id="cus_2"), False),
+        (Selector(since=1_700_000_000.0), True),
+        (Selector(since=1_700_000_200.0), False),
+    ],
+)
+def test_selector(selector: Selector, matches: bool) -> None:
+    assert selector.matches(letter()) is matches
+
+
+def test_replay_attributes_drop_failure_stamps_and_mark_the_replay() -> None:
+    msg = letter(
+        attributes={
+            "event_id": "evt_1",
+            "customer_id": "cus_1",
+            "trace_id": "t1",
+            "dead_letter_reason": "x",
+            "dead_letter_reason_code": "invalid_payload",
+            "dead_lettered_at": "1",
+            "dead_lettered_by": "subscriber",
+            "failure_key": "evt_1",
+            SOURCE_DELIVERY_COUNT: "5",
+            "CloudPubSubDeadLetterSourceSubscription": "s",
+        }
+    )
+    assert replay_attributes(msg, "alice", 42.9) == {
+        "event_id": "evt_1",
+        "customer_id": "cus_1",
+        "trace_id": "t1",
+        "replay": "true",
+        "replay_of_message_id": "m1",
+        "replayed_at": "42",
+        "replayed_by": "alice",
+    }
+
+
+class FakeQueue:
+    path = "projects/p/subscriptions/dlq"
+
+    def __init__(self, messages: list[DeadLetter]) -> None:
+        self.messages = messages
+        self.acked: list[str] = []
+        self.released: list[str] = []
+
+    def lease_all(self, limit: int = 10_000) -> list[DeadLetter]:
+        return list(self.messages)
+
+    def ack(self, messages: Iterable[DeadLetter]) -> None:
+        self.acked += [m.message_id for m in messages]
+
+    def release(self, messages: Iterable[DeadLetter]) -> None:
+        self.released += [m.message_id for m in messages]
+
+
+class FakePublisher:
+    def __init__(self, fail_for: set[bytes] | None = None) -> None:
+        self.fail_for = fail_for or set()
+        self.sent: list[tuple[str, bytes, dict[str, str], str]] = []
+
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        attributes: Mapping[str, str],
+        ordering_key: str = "",
+        timeout: float = 10.0,
+    ) -> str:
+        if data in self.fail_for:
+            raise RuntimeError("publish failed")
+        self.sent.append((topic, data, dict(attributes), ordering_key))
+        return f"new-{len(self.sent)}"
+
+
+class FakeAudit:
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def write(self, record: AuditRecord) -> AuditRecord:
+        self.records.append(record)
+        return record
+
+
+def service(queue: FakeQueue, publisher: FakePublisher, audit: FakeAudit) -> DeadLetterService:
+    return DeadLetterService(
+        queue,  # type: ignore[arg-type]
+        publisher,
+        audit,  # type: ignore[arg-type]
+        events_topic="stripe-events",
+        clock=lambda: 100.0,
+    )
+
+
+def test_replay_acks_only_after_a_confirmed_publish_and_keeps_failures_queued() -> None:
+    second = {**ENVELOPE, "id": "evt_2", "created": 1_600_000_000}
+    bad = {**ENVELOPE, "id": "evt_3"}
+    queue = FakeQueue(
+        [
+            letter("m1"),
+            letter("m1b"),  # the same event dead-lettered twice
+            letter("m2", body=second),
+            letter("m3", body=bad),
+        ]
+    )
+    publisher = FakePublisher(fail_for={json.dumps(bad).encode()})
+    audit = FakeAudit()
+    report = service(queue, publisher, audit).replay(Selector(all=True), actor="alice")
+    # Stripe's order (created), one publish per event, keyed by customer.
+    assert [json.loads(d)["id"] for _, d, _, _ in publisher.sent] == ["evt_2", "evt_1"]
+    assert {k for _, _, _, k in publisher.sent} == {"cus_1"}
+    assert report.republished == {"evt_2": "new-1", "evt_1": "new-2"}
+    assert report.failed.keys() == {"evt_3"}
+    assert sorted(queue.acked) == ["m1", "m1b", "m2"]
+    assert "m3" in queue.released and "m3" not in queue.acked
+    (record,) = audit.records
+    assert record.action == "dlq.replay" and record.details["failed"].keys() == {"evt_3"}
+
+
+def test_dry_run_and_non_matching_messages_are_released_untouched() -> None:
+    queue = FakeQueue([letter("m1"), letter("m2", body={**ENVELOPE, "id": "evt_2"})])
+    publisher, audit = FakePublisher(), FakeAudit()
+    svc = service(queue, publisher, audit)
+    report = svc.replay(Selector(event_ids=frozenset({"evt_2"})), actor="a", dry_run=True)
+    assert report.matched == ["evt_2"]
+    assert publisher.sent == [] and queue.acked == [] and audit.records == []
+    assert sorted(queue.released) == ["m1", "m2"]
+
+
+def test_purge_writes_the_audit_before_acknowledging() -> None:
+    queue = FakeQueue([letter("m1")])
+    audit = FakeAudit()
+    report = service(queue, FakePublisher(), audit).purge(
+        Selector(all=True), actor="a", reason="test event"
+    )
+    assert report.purged == ["evt_1"] and queue.acked == ["m1"]
+    assert audit.records[0].details["event_ids"] == ["evt_1"]
+
+
+def sub(sub_id: str, status: str, created: int) -> Subscription:
+    return Subscription.model_validate(
+        {"id": sub_id, "customer": "cus_1", "status": status, "created": created}
+    )
+
+
+def test_choose_subscription_prefers_the_newest_live_one() -> None:
+    record = BillingRecord(customer_id="cus_1", subscription_id="sub_old")
+    old = sub("sub_old", "canceled", 1)
+    new = sub("sub_new", "active", 2)
+    newer_dead = sub("sub_x", "incomplete_expired", 3)
+    assert choose_subscription([old, newer_dead, new], record) == new
+    assert choose_subscription([newer_dead, old], record) == old  # the one we track
+    assert choose_subscription([newer_dead], record) == newer_dead
+    assert choose_subscription([], record) is None
+
+
+def test_reconcile_op_id_is_stable_for_the_same_inputs_only() -> None:
+    record = BillingRecord(customer_id="cus_1", version=3)
+    active = sub("sub_1", "active", 1)
+    assert op_id_for(record, active) == op_id_for(record.model_copy(), active)
+    assert op_id_for(record, active) != op_id_for(record, sub("sub_1", "past_due", 1))
+    assert op_id_for(record, active) != op_id_for(record.model_copy(update={"version": 4}), active)
+    assert op_id_for(record, None).startswith("ops_reconcile_cus_1_")
+
+
+def test_durations_and_times() -> None:
+    assert parse_duration("90s") == 90
+    assert parse_duration("3d") == 3 * 86_400
+    assert parse_when("2h", now=10_000.0) == 10_000.0 - 7_200
+    assert parse_when("2026-01-01T00:00:00Z") == 1_767_225_600
+    for bad in ("3", "d", "3w", "yesterday"):
+        with pytest.raises(click.BadParameter):
+            parse_when(bad) if bad == "yesterday" else parse_duration(bad)
