@@ -1,0 +1,315 @@
+"""The local stack: emulators, topology, and our functions served by functions-framework.
+
+Used by the integration tests (`LocalStack`) and by `make dev` (`python -m
+infra.local.stack dev`). Functions run as real `functions-framework` processes, each in
+its own process group, with stdout/stderr (the JSON logs) captured to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from functions.config import CommonSettings
+from infra.local.emulators import Emulators, start_emulators
+from infra.local.signing import sign
+from infra.local.topology import desired_topology, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = ROOT / "main.py"
+WEBHOOK_TARGET = "stripe_webhook"
+SUBSCRIBER_TARGET = "process_stripe_event"
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def main_exports(name: str, source: Path = MAIN) -> bool:
+    """Whether main.py defines (or imports) `name`, without importing it."""
+    if not source.exists():
+        return False
+    tree = ast.parse(source.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return True
+        if isinstance(node, ast.ImportFrom) and any(
+            (a.asname or a.name) == name for a in node.names
+        ):
+            return True
+    return False
+
+
+@dataclass
+class RunningFunction:
+    target: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+
+
+def start_function(
+    target: str,
+    port: int,
+    env: Mapping[str, str],
+    *,
+    signature_type: str = "http",
+    source: Path = MAIN,
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+) -> RunningFunction:
+    log_path = log_path or Path(tempfile.mkstemp(prefix=f"{target}-", suffix=".log")[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--source",
+        str(source),
+        "--target",
+        target,
+        "--signature-type",
+        signature_type,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log_path.open("ab") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = RunningFunction(target, port, log_path, proc)
+    deadline = time.monotonic() + timeout
+    while not port_answers(port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{target} exited with {proc.returncode}:\n{running.logs()[-3000:]}")
+        if time.monotonic() > deadline:
+            running.stop()
+            raise RuntimeError(f"{target} did not listen on {port}; log at {log_path}")
+        time.sleep(0.1)
+    return running
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalStack:
+    """Emulators + provisioned topology + webhook (+ subscriber when main.py has it)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    project: str = field(default_factory=lambda: f"local-{uuid.uuid4().hex[:8]}")
+    webhook_port: int | None = None
+    subscriber_port: int | None = None
+    subscriber: bool = True
+    observer_subscriptions: bool = True
+    emulators: Emulators | None = None
+    functions: list[RunningFunction] = field(default_factory=list)
+    _own_emulators: bool = False
+
+    @property
+    def webhook(self) -> RunningFunction:
+        return next(f for f in self.functions if f.target == WEBHOOK_TARGET)
+
+    @property
+    def webhook_url(self) -> str:
+        return self.webhook.url
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self.emulators is None:
+            self.emulators = start_emulators()
+            self._own_emulators = True
+        self.webhook_port = self.webhook_port or free_port()
+        self.subscriber_port = self.subscriber_port or free_port()
+        self.env = {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            **self.emulators.env(),
+            **self.env,
+        }
+        self.project = self.env["GOOGLE_CLOUD_PROJECT"]
+        push = f"http://127.0.0.1:{self.subscriber_port}/"
+        saved = {k: os.environ.get(k) for k in self.emulators.env()}
+        os.environ.update(self.emulators.env())
+        try:
+            settings = CommonSettings.model_validate({k.lower(): v for k, v in self.env.items()})
+            provision(
+                self.project,
+                desired_topology(
+                    settings,
+                    subscriber_push_endpoint=push,
+                    observer_subscriptions=self.observer_subscriptions,
+                ),
+            )
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.functions.append(start_function(WEBHOOK_TARGET, self.webhook_port, self.env))
+        if self.subscriber:
+            if not main_exports(SUBSCRIBER_TARGET):
+                raise RuntimeError(
+                    f"main.py does not export {SUBSCRIBER_TARGET}; use LocalStack(subscriber=False)"
+                )
+            self.functions.append(
+                start_function(
+                    SUBSCRIBER_TARGET,
+                    self.subscriber_port,
+                    self.env,
+                    signature_type="cloudevent",
+                )
+            )
+
+    def stop(self) -> None:
+        for function in self.functions:
+            function.stop()
+        self.functions.clear()
+        if self.emulators is not None and self._own_emulators:
+            self.emulators.stop()
+            self.emulators = None
+
+
+def curl_example(url: str, secret: str) -> str:
+    now = int(time.time())
+    event = {
+        "id": f"evt_dev_{uuid.uuid4().hex[:12]}",
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": now,
+        "livemode": False,
+        "api_version": "2025-03-31.basil",
+        "data": {"object": {"id": "sub_dev", "object": "subscription", "customer": "cus_dev"}},
+    }
+    body = json.dumps(event, separators=(",", ":"))
+    header = sign(body.encode(), [secret], now)
+    return (
+        f"curl -sS -X POST {url} -H 'Content-Type: application/json' "
+        f"-H {shlex.quote('Stripe-Signature: ' + header)} --data-raw {shlex.quote(body)}"
+    )
+
+
+def dev() -> int:
+    env: dict[str, str] = {}
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT") or "dataface-billing-dev"
+    env["GOOGLE_CLOUD_PROJECT"] = project
+    secret = os.environ.get("STRIPE_WEBHOOK_SECRET")
+    generated = not secret
+    if not secret:
+        secret = "whsec_dev" + secrets.token_hex(16)
+        env["STRIPE_WEBHOOK_SECRET"] = secret
+    webhook_port = int(os.environ.get("WEBHOOK_PORT", "8080"))
+    subscriber_port = int(os.environ.get("SUBSCRIBER_PORT", "8081"))
+    with_subscriber = main_exports(SUBSCRIBER_TARGET)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stack = LocalStack(
+        env=env,
+        project=project,
+        webhook_port=webhook_port,
+        subscriber_port=subscriber_port,
+        subscriber=with_subscriber,
+    )
+    print("starting emulators and functions...", flush=True)
+    with stack:
+        assert stack.emulators is not None
+        print(f"project:          {stack.project}")
+        for name, value in stack.emulators.env().items():
+            print(f"{name}={value}")
+        print(f"webhook URL:      {stack.webhook_url}")
+        if with_subscriber:
+            print(f"subscriber URL:   http://127.0.0.1:{stack.subscriber_port}/")
+        else:
+            print(f"subscriber:       not started (main.py has no {SUBSCRIBER_TARGET} yet)")
+        for function in stack.functions:
+            print(f"logs {function.target}: {function.log_path}")
+        if generated:
+            print(f"generated dev secret: STRIPE_WEBHOOK_SECRET={secret}")
+        print("example signed request (valid for 5 minutes):")
+        print(curl_example(stack.webhook_url, secret.split(",")[0].strip()))
+        print("running; Ctrl-C to stop", flush=True)
+        try:
+            while not stop.is_set():
+                for function in stack.functions:
+                    if function.proc.poll() is not None:
+                        print(f"{function.target} exited; see {function.log_path}")
+                        return 1
+                stop.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        print("stopping...", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local.stack")
+    parser.add_argument("command", choices=["dev"])
+    parser.parse_args(argv)
+    return dev()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
