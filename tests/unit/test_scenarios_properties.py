@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.documents import BillingRecord
-from schemas.entitlements import AccessLevel, Entitlements
+from schemas.entitlements import AccessLevel, AccountMessage, Entitlements
 from schemas.stripe import StripeEvent, Subscription
 from statemachine import Policy, decide, reconcile, reevaluate
 from statemachine.scenarios import SCENARIOS, Scenario, build
@@ -20,7 +20,10 @@ from statemachine.scenarios import SCENARIOS, Scenario, build
 POLICY = Policy()
 DEAD = ("canceled", "incomplete_expired", "unpaid")
 
-Outcome = tuple[str, AccessLevel, Entitlements | None]
+# Everything downstream sees, not just the status: message, deadlines and account too.
+Outcome = tuple[
+    str, AccessLevel, Entitlements | None, AccountMessage | None, str | None, int | None, int | None
+]
 
 
 @cache
@@ -35,7 +38,15 @@ def prepared(name: str) -> tuple[Scenario, tuple[StripeEvent, ...], Outcome]:
 
 def outcome(record: BillingRecord, at: int) -> Outcome:
     final = reevaluate(record, at, POLICY).record
-    return final.status, final.access, final.entitlements
+    return (
+        final.status,
+        final.access,
+        final.entitlements,
+        final.message,
+        final.account_id,
+        final.grace_until,
+        final.access_until,
+    )
 
 
 @st.composite
