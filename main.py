@@ -9,9 +9,25 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from functions import webhook
+from functions import checkout, webhook
 
 
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> flask.Response:
     return webhook.handle(request)
+
+
+# Called by our own services only (Cloud Functions IAM), for the account in the bearer token.
+@functions_framework.http
+def create_checkout_session(request: flask.Request) -> flask.Response:
+    return checkout.create_checkout_session(request)
+
+
+@functions_framework.http
+def create_portal_session(request: flask.Request) -> flask.Response:
+    return checkout.create_portal_session(request)
+
+
+@functions_framework.http
+def change_subscription(request: flask.Request) -> flask.Response:
+    return checkout.change_subscription(request)

@@ -96,39 +96,16 @@ SECRET = "local-test-secret-" + "x" * 32
 SUCCESS = "https://app.dataface.test/billing/success"
 CANCEL = "https://app.dataface.test/billing/cancel"
 RETURN = "https://app.dataface.test/settings/billing"
-TARGETS = ("create_checkout_session", "create_portal_session", "change_subscription")
-SHIM = """
-import functions_framework
-from functions import checkout
-
-@functions_framework.http
-def create_checkout_session(request):
-    return checkout.create_checkout_session(request)
-
-@functions_framework.http
-def create_portal_session(request):
-    return checkout.create_portal_session(request)
-
-@functions_framework.http
-def change_subscription(request):
-    return checkout.change_subscription(request)
-"""
 
 
 def price_id(server: StripeServer, lookup_key: str) -> str:
     return next(p["id"] for p in server.state.prices.values() if p["lookup_key"] == lookup_key)
 
 
-@pytest.fixture(scope="module")
-def entry_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # main.py is the deployed entry module; fall back to an equivalent shim if it does not
-    # (yet) define these targets, so the handlers are still served by functions-framework.
-    main = ROOT / "main.py"
-    if main.exists() and all(f"def {t}(" in main.read_text() for t in TARGETS):
-        return main
-    shim = tmp_path_factory.mktemp("entry") / "main_shim.py"
-    shim.write_text(SHIM)
-    return shim
+@pytest.fixture(scope="session")
+def entry_source() -> Path:
+    """The deployed entry module: the functions are served from main.py as in production."""
+    return ROOT / "main.py"
 
 
 @pytest.fixture
