@@ -109,7 +109,7 @@ def entry_source() -> Path:
 
 
 @pytest.fixture
-def env(
+def checkout_env(
     stripe_server: StripeServer, firestore_project: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     for name, value in {
@@ -133,7 +133,7 @@ def env(
 
 
 @pytest.fixture
-def accounts(env: None, firestore_project: str) -> FirestoreAccountStore:
+def account_store(checkout_env: None, firestore_project: str) -> FirestoreAccountStore:
     return FirestoreAccountStore(firestore_project)
 
 
@@ -168,5 +168,5 @@ class Caller:
 
 
 @pytest.fixture
-def call(env: None, entry_source: Path) -> Caller:
+def checkout_fn(checkout_env: None, entry_source: Path) -> Caller:
     return Caller(entry_source)

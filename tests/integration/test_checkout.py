@@ -19,9 +19,9 @@ pytestmark = pytest.mark.emulator
 
 
 def test_checkout_creates_customer_link_and_subscription_session(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
-    resp = call(
+    resp = checkout_fn(
         "create_checkout_session",
         {"account_id": "acct_1", "plan": "team", "add_ons": ["lineage"], "seats": 2},
         account="acct_1",
@@ -49,17 +49,17 @@ def test_checkout_creates_customer_link_and_subscription_session(
         {"price": price_id(stripe_server, "dataface_addon_lineage_monthly"), "quantity": 1},
         {"price": price_id(stripe_server, "dataface_addon_seat_monthly"), "quantity": 2},
     ]
-    link = accounts.get("acct_1")
+    link = account_store.get("acct_1")
     assert link is not None
     assert link.customer_id == customer["id"] and link.trial_used is True
 
 
 def test_second_checkout_reuses_customer_and_gets_no_second_trial(
-    call: Caller, stripe_server: StripeServer
+    checkout_fn: Caller, stripe_server: StripeServer
 ) -> None:
     body = {"account_id": "acct_2", "plan": "starter"}
-    first = call("create_checkout_session", body, account="acct_2")
-    second = call("create_checkout_session", body, account="acct_2")
+    first = checkout_fn("create_checkout_session", body, account="acct_2")
+    second = checkout_fn("create_checkout_session", body, account="acct_2")
 
     assert first.status_code == second.status_code == 200
     assert first.get_json()["trial_days"] == 30
@@ -72,16 +72,16 @@ def test_second_checkout_reuses_customer_and_gets_no_second_trial(
 
 
 def test_no_trial_when_the_customer_had_one_elsewhere(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     stripe_server.seed_customer("cus_old", {"account_id": "acct_old"})
-    accounts.link("acct_old", "cus_old", 1)
+    account_store.link("acct_old", "cus_old", 1)
     old = stripe_server.seed_subscription(
         "cus_old", [("dataface_team_monthly", 1)], status="canceled"
     )
     old["trial_end"] = 1_700_000_000
 
-    resp = call(
+    resp = checkout_fn(
         "create_checkout_session", {"account_id": "acct_old", "plan": "team"}, account="acct_old"
     )
 
@@ -93,13 +93,13 @@ def test_no_trial_when_the_customer_had_one_elsewhere(
 
 
 def test_concurrent_first_checkouts_create_one_customer(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     results: list[int] = []
 
     def run() -> None:
         # Separate clients: flask test clients are not meant to be shared across threads.
-        mine = Caller(call._source)
+        mine = Caller(checkout_fn._source)
         resp = mine(
             "create_checkout_session", {"account_id": "acct_c", "plan": "team"}, account="acct_c"
         )
@@ -113,19 +113,19 @@ def test_concurrent_first_checkouts_create_one_customer(
 
     assert results == [200, 200, 200]
     assert len(stripe_server.state.customers) == 1
-    link = accounts.get("acct_c")
+    link = account_store.get("acct_c")
     assert link is not None
     assert link.customer_id == next(iter(stripe_server.state.customers))
 
 
 def test_checkout_refused_when_account_already_subscribed(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     stripe_server.seed_customer("cus_sub", {"account_id": "acct_s"})
-    accounts.link("acct_s", "cus_sub", 1)
+    account_store.link("acct_s", "cus_sub", 1)
     stripe_server.seed_subscription("cus_sub", [("dataface_team_monthly", 1)])
 
-    resp = call(
+    resp = checkout_fn(
         "create_checkout_session", {"account_id": "acct_s", "plan": "business"}, account="acct_s"
     )
 
@@ -135,11 +135,11 @@ def test_checkout_refused_when_account_already_subscribed(
 
 
 def test_rate_limited_session_create_is_retried_once_created(
-    call: Caller, stripe_server: StripeServer
+    checkout_fn: Caller, stripe_server: StripeServer
 ) -> None:
     stripe_server.fail_next(1, status=429, path_prefix="/v1/checkout/sessions")
 
-    resp = call(
+    resp = checkout_fn(
         "create_checkout_session", {"account_id": "acct_r", "plan": "team"}, account="acct_r"
     )
 
@@ -232,14 +232,14 @@ def test_rate_limited_session_create_is_retried_once_created(
     ],
 )
 def test_bad_requests_get_4xx_and_make_no_stripe_call(
-    call: Caller,
+    checkout_fn: Caller,
     stripe_server: StripeServer,
     target: str,
     body: Any,
     kwargs: dict[str, Any],
     status: int,
 ) -> None:
-    resp = call(target, body, **kwargs)
+    resp = checkout_fn(target, body, **kwargs)
 
     assert resp.status_code == status, resp.get_data(as_text=True)
     payload = resp.get_json()
@@ -253,14 +253,14 @@ def test_bad_requests_get_4xx_and_make_no_stripe_call(
 
 
 def test_portal_uses_the_accounts_own_customer_and_configured_return_url(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     stripe_server.seed_customer("cus_a")
     stripe_server.seed_customer("cus_b")
-    accounts.link("acct_a", "cus_a", 1)
-    accounts.link("acct_b", "cus_b", 1)
+    account_store.link("acct_a", "cus_a", 1)
+    account_store.link("acct_b", "cus_b", 1)
 
-    resp = call("create_portal_session", {"account_id": "acct_a"}, account="acct_a")
+    resp = checkout_fn("create_portal_session", {"account_id": "acct_a"}, account="acct_a")
 
     assert resp.status_code == 200
     assert resp.get_json()["url"].startswith("https://billing.stripe.com/")
@@ -270,21 +270,23 @@ def test_portal_uses_the_accounts_own_customer_and_configured_return_url(
 
 
 def test_account_cannot_open_another_accounts_portal(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     stripe_server.seed_customer("cus_victim")
-    accounts.link("acct_victim", "cus_victim", 1)
+    account_store.link("acct_victim", "cus_victim", 1)
 
-    resp = call("create_portal_session", {"account_id": "acct_victim"}, account="acct_attacker")
+    resp = checkout_fn(
+        "create_portal_session", {"account_id": "acct_victim"}, account="acct_attacker"
+    )
 
     assert resp.status_code == 403
     assert stripe_server.requests == []
 
 
 def test_portal_for_unknown_account_is_404_without_stripe_call(
-    call: Caller, stripe_server: StripeServer
+    checkout_fn: Caller, stripe_server: StripeServer
 ) -> None:
-    resp = call("create_portal_session", {"account_id": "acct_new"}, account="acct_new")
+    resp = checkout_fn("create_portal_session", {"account_id": "acct_new"}, account="acct_new")
 
     assert resp.status_code == 404
     assert stripe_server.requests == []
@@ -294,9 +296,9 @@ def test_portal_for_unknown_account_is_404_without_stripe_call(
 
 
 @pytest.fixture
-def subscribed(stripe_server: StripeServer, accounts: FirestoreAccountStore) -> dict[str, Any]:
+def subscribed(stripe_server: StripeServer, account_store: FirestoreAccountStore) -> dict[str, Any]:
     stripe_server.seed_customer("cus_p", {"account_id": "acct_p"})
-    accounts.link("acct_p", "cus_p", 1)
+    account_store.link("acct_p", "cus_p", 1)
     sub = stripe_server.seed_subscription(
         "cus_p",
         [
@@ -312,11 +314,11 @@ def subscribed(stripe_server: StripeServer, accounts: FirestoreAccountStore) -> 
 
 
 def test_upgrade_applies_now_with_prorations(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
     items = {i["price"]["lookup_key"]: i["id"] for i in subscribed["items"]["data"]}
 
-    resp = call(
+    resp = checkout_fn(
         "change_subscription",
         {
             "account_id": "acct_p",
@@ -364,9 +366,9 @@ def test_upgrade_applies_now_with_prorations(
 
 
 def test_more_seats_on_same_plan_is_an_immediate_change(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
-    resp = call(
+    resp = checkout_fn(
         "change_subscription",
         {"account_id": "acct_p", "plan": "team", "add_ons": ["lineage"], "seats": 5},
         account="acct_p",
@@ -378,9 +380,9 @@ def test_more_seats_on_same_plan_is_an_immediate_change(
 
 
 def test_downgrade_is_scheduled_for_period_end(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
-    resp = call(
+    resp = checkout_fn(
         "change_subscription", {"account_id": "acct_p", "plan": "starter"}, account="acct_p"
     )
 
@@ -406,12 +408,14 @@ def test_downgrade_is_scheduled_for_period_end(
 
 
 def test_upgrade_after_pending_downgrade_releases_the_schedule(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
-    call("change_subscription", {"account_id": "acct_p", "plan": "starter"}, account="acct_p")
+    checkout_fn(
+        "change_subscription", {"account_id": "acct_p", "plan": "starter"}, account="acct_p"
+    )
     stripe_server.clear_requests()
 
-    resp = call(
+    resp = checkout_fn(
         "change_subscription", {"account_id": "acct_p", "plan": "business"}, account="acct_p"
     )
 
@@ -422,9 +426,9 @@ def test_upgrade_after_pending_downgrade_releases_the_schedule(
 
 
 def test_unchanged_target_makes_no_write(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
-    resp = call(
+    resp = checkout_fn(
         "change_subscription",
         {"account_id": "acct_p", "plan": "team", "add_ons": ["lineage"], "seats": 2},
         account="acct_p",
@@ -435,15 +439,15 @@ def test_unchanged_target_makes_no_write(
 
 
 def test_change_without_subscription_is_409_and_for_unknown_account_404(
-    call: Caller, stripe_server: StripeServer, accounts: FirestoreAccountStore
+    checkout_fn: Caller, stripe_server: StripeServer, account_store: FirestoreAccountStore
 ) -> None:
     stripe_server.seed_customer("cus_none")
-    accounts.link("acct_none", "cus_none", 1)
+    account_store.link("acct_none", "cus_none", 1)
 
-    no_sub = call(
+    no_sub = checkout_fn(
         "change_subscription", {"account_id": "acct_none", "plan": "team"}, account="acct_none"
     )
-    unknown = call(
+    unknown = checkout_fn(
         "change_subscription", {"account_id": "acct_ghost", "plan": "team"}, account="acct_ghost"
     )
 
@@ -453,7 +457,7 @@ def test_change_without_subscription_is_409_and_for_unknown_account_404(
 
 
 def test_double_submitted_add_on_is_added_once(
-    call: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
+    checkout_fn: Caller, stripe_server: StripeServer, subscribed: dict[str, Any]
 ) -> None:
     body = {
         "account_id": "acct_p",
@@ -464,7 +468,7 @@ def test_double_submitted_add_on_is_added_once(
     results: list[str] = []
 
     def run() -> None:
-        resp = Caller(call._source)("change_subscription", body, account="acct_p")
+        resp = Caller(checkout_fn._source)("change_subscription", body, account="acct_p")
         results.append(resp.get_json()["result"])
 
     threads = [threading.Thread(target=run) for _ in range(3)]

@@ -72,12 +72,12 @@ class Pipeline:
 
 
 def test_checkout_upgrade_and_scheduled_downgrade_drive_entitlements(
-    call: Caller, stripe_server: StripeServer, firestore_project: str
+    checkout_fn: Caller, stripe_server: StripeServer, firestore_project: str
 ) -> None:
     pipeline = Pipeline(stripe_server, firestore_project)
 
     # 1. Checkout: Team + lineage + 2 extra seats, with the 30-day trial.
-    resp = call(
+    resp = checkout_fn(
         "create_checkout_session",
         {"account_id": "acct_e2e", "plan": "team", "add_ons": ["lineage"], "seats": 2},
         account="acct_e2e",
@@ -99,7 +99,7 @@ def test_checkout_upgrade_and_scheduled_downgrade_drive_entitlements(
     assert ent.limits.seats == 12 and ent.limits.tables == 25
 
     # 2. Upgrade to Business: immediate, so entitlements change with the next event.
-    resp = call(
+    resp = checkout_fn(
         "change_subscription",
         {"account_id": "acct_e2e", "plan": "business", "add_ons": ["lineage"], "seats": 2},
         account="acct_e2e",
@@ -113,7 +113,7 @@ def test_checkout_upgrade_and_scheduled_downgrade_drive_entitlements(
     assert ent.limits.seats == 27 and ent.limits.tables == 100
 
     # 3. Downgrade to Starter: scheduled, nothing changes until the period ends...
-    resp = call(
+    resp = checkout_fn(
         "change_subscription", {"account_id": "acct_e2e", "plan": "starter"}, account="acct_e2e"
     )
     assert resp.get_json()["result"] == "scheduled"
