@@ -256,6 +256,8 @@ def _invoice(
         # A retry of the same invoice: the grace clock runs from its first failure.
         rec.payment_failed_at = min(rec.payment_failed_at, event.created)
     elif rec.payment_failed_at is None or event.created > rec.payment_failed_at:
+        # A newer invoice failing starts its own clock; an older invoice's late failure
+        # must not pull the deadline back.
         rec.failed_invoice_id = invoice.id
         rec.payment_failed_at = event.created
     return _finish(before, rec, event.created, policy, kind="applied", reason=verdict.reason)
@@ -264,7 +266,13 @@ def _invoice(
 def reconcile(
     record: BillingRecord, subscription: Subscription | None, now: int, policy: Policy
 ) -> Decision:
-    """Apply Stripe's current subscription (None: the customer has none) as the truth."""
+    """Apply Stripe's current subscription (None: the customer has none) as the truth.
+
+    Any state may move to any state here (the `reconcile` rows of the table), and every
+    recorded anomaly is cleared: they were all questions about ordering or ambiguity that
+    the current object answers. An unknown price stays an anomaly (the catalog must learn
+    the price first), and nothing else changes then.
+    """
     before = record
     rec = record.model_copy(deep=True)
     source = rec.status
@@ -277,7 +285,10 @@ def reconcile(
         target = subscription.status
     fire(source, "reconcile", target=target)
     if subscription is not None:
-        _adopt(rec, subscription, now, f"reconcile:{now}", "reconcile")
+        # Stripe test clocks can date events after our wall clock: never move the
+        # watermark backwards, or an older event could later override what we read.
+        previous = rec.watermark.created if rec.watermark else now
+        _adopt(rec, subscription, max(now, previous), f"reconcile:{now}", "reconcile")
     else:
         rec.status = "canceled" if target == "canceled" else rec.status
     rec.anomalies = []

@@ -319,3 +319,15 @@ def test_no_access_in_dead_states(status: str) -> None:
     assert rec.access is AccessLevel.NONE
     assert rec.entitlements is not None
     assert rec.entitlements.features == () and rec.entitlements.limits.tables == 0
+
+
+def test_reconcile_never_moves_the_watermark_backwards() -> None:
+    # Stripe test clocks date events ahead of our wall clock.
+    rec = decide(
+        BillingRecord(customer_id="cus_one"), ev(START + 500, status="active"), POLICY
+    ).record
+    fixed = reconcile(rec, sub(status="active"), START + 100, POLICY)
+    assert fixed.record.watermark is not None
+    assert fixed.record.watermark.created == START + 500
+    late = decide(fixed.record, ev(START + 300, status="past_due"), POLICY)
+    assert late.kind == "stale"
