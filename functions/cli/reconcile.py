@@ -148,6 +148,7 @@ def catch_up(since: str, dry_run: bool, as_json: bool) -> None:
         "found": report.found,
         "published": report.published,
         "already_processed": report.already_processed,
+        "other_mode": report.other_mode,
         "failed": report.failed,
     }
     if as_json:
@@ -161,6 +162,8 @@ def catch_up(since: str, dry_run: bool, as_json: bool) -> None:
                 "action": (
                     "skip (processed)"
                     if e["id"] in report.already_processed
+                    else "skip (other livemode)"
+                    if e["id"] in report.other_mode
                     else "failed"
                     if e["id"] in report.failed
                     else "would publish"

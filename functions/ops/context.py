@@ -121,6 +121,7 @@ def reconciler() -> ReconcileService:
         publisher=publisher(),
         events_topic=settings.stripe_events_topic,
         marker_ttl_days=settings.processed_event_ttl_days,
+        livemode=settings.stripe_livemode,
     )
 
 

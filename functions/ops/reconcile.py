@@ -30,6 +30,7 @@ import statemachine
 from functions.ops.accounts import OPS_PREFIX, diff_records
 from functions.repository import BillingRepository, Operation
 from functions.stripe_gateway import StripeGateway
+from functions.webhook import parse_envelope, trace_context
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
 from statemachine.decision import Decision, Policy
@@ -76,6 +77,7 @@ class CatchUpReport:
     found: list[str] = field(default_factory=list)
     published: dict[str, str] = field(default_factory=dict)  # event id -> message id
     already_processed: list[str] = field(default_factory=list)
+    other_mode: list[str] = field(default_factory=list)  # livemode differs: webhook ignores
     failed: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
 
@@ -102,20 +104,13 @@ def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
     return f"{OPS_PREFIX}reconcile_{record.customer_id}_{digest}"
 
 
-def event_attributes(event: StripeEvent, *, source: str | None = None) -> dict[str, str]:
-    """What the webhook sets on a message, so a caught-up event is routed identically."""
-    attributes = {
-        "event_id": event.id,
-        "event_type": event.type,
-        "created": str(event.created),
-        "livemode": "true" if event.livemode else "false",
-    }
-    if event.api_version:
-        attributes["api_version"] = event.api_version
-    if event.object_id:
-        attributes["object_id"] = event.object_id
-    if event.customer_id:
-        attributes["customer_id"] = event.customer_id
+def event_attributes(data: bytes, *, source: str | None = None) -> dict[str, str]:
+    """The attributes the webhook sets for these bytes (its own code), plus a source marker.
+
+    Raises functions.webhook.Rejected when the bytes are not an event envelope.
+    """
+    trace_id, traceparent = trace_context({})
+    attributes = parse_envelope(data).attributes(trace_id, traceparent)
     if source:  # marks how it arrived, e.g. catch_up=true
         attributes[source] = "true"
     return attributes
@@ -132,11 +127,13 @@ class ReconcileService:
         publisher: Publisher,
         events_topic: str,
         marker_ttl_days: int,
+        livemode: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
         self._relay = relay
         self._gateway = gateway
+        self._livemode = livemode
         self._policy = policy
         self._publisher = publisher
         self._topic = events_topic
@@ -219,7 +216,9 @@ class ReconcileService:
         for raw in raw_events:
             event = StripeEvent.model_validate(raw)
             report.found.append(event.id)
-            if self._repo.is_processed(event.id):
+            if event.livemode != self._livemode:
+                report.other_mode.append(event.id)
+            elif self._repo.is_processed(event.id):
                 report.already_processed.append(event.id)
             elif not dry_run:
                 # Stripe's JSON as the API returned it: the subscriber parses it the same way.
@@ -228,7 +227,7 @@ class ReconcileService:
                     report.published[event.id] = self._publisher.publish(
                         self._topic,
                         data,
-                        attributes=event_attributes(event, source="catch_up"),
+                        attributes=event_attributes(data, source="catch_up"),
                         ordering_key=event.customer_id or "",
                     )
                 except Exception as exc:
