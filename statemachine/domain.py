@@ -115,6 +115,12 @@ def _anomaly(
 
 
 def decide(record: BillingRecord, event: StripeEvent, policy: Policy) -> Decision:
+    """What one Stripe event does to the customer's current record, at `event.created`.
+
+    Illegal or ambiguous moves come back as kind "anomaly", never as an exception. The
+    only thing that raises is an event whose object our models cannot read
+    (pydantic.ValidationError): retrying cannot fix that, the caller dead-letters it.
+    """
     if event.id in record.recent_event_ids:
         return Decision(kind="duplicate", record=record, reason="event already processed")
     if not is_handled_event_type(event.type):
@@ -123,16 +129,14 @@ def decide(record: BillingRecord, event: StripeEvent, policy: Policy) -> Decisio
     rec = record.model_copy(deep=True)
     rec.recent_event_ids = [*rec.recent_event_ids, event.id][-MAX_EVENT_IDS:]
     if event.type == "checkout.session.completed":
-        return _checkout(before, rec, CheckoutSession.model_validate(event.data.object), event)
+        return _checkout(rec, CheckoutSession.model_validate(event.data.object), event)
     if event.type in SUBSCRIPTION_EVENTS:
         sub = Subscription.model_validate(event.data.object)
         return _subscription(before, rec, sub, event, policy)
     return _invoice(before, rec, Invoice.model_validate(event.data.object), event, policy)
 
 
-def _checkout(
-    before: BillingRecord, rec: BillingRecord, session: CheckoutSession, event: StripeEvent
-) -> Decision:
+def _checkout(rec: BillingRecord, session: CheckoutSession, event: StripeEvent) -> Decision:
     account = session.client_reference_id or session.metadata.get("account_id")
     if account and rec.account_id and account != rec.account_id:
         return _anomaly(
