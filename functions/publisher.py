@@ -8,6 +8,7 @@ messages by customer.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -74,14 +75,32 @@ class PubSubPublisher:
         client = self._get_client()
         path = self._topic_path(topic)
         try:
-            future = client.publish(path, data, ordering_key=ordering_key, **dict(attributes))
+            future = self._submit(client, path, data, attributes, ordering_key)
             message_id: str = future.result(timeout=timeout)
         except Exception as exc:
             if ordering_key:
-                # After a failure the client pauses the key; without resuming, every later
-                # publish for this customer would fail immediately.
-                client.resume_publish(path, ordering_key)
+                # A failed publish pauses its key; without resuming, every later publish
+                # for this customer would fail at once. If it only timed out on our side it
+                # is not paused yet (see _submit).
+                with contextlib.suppress(RuntimeError):
+                    client.resume_publish(path, ordering_key)
             raise TransientError(
                 f"publish to topic {topic!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
         return message_id
+
+    @staticmethod
+    def _submit(
+        client: Any, path: str, data: bytes, attributes: Mapping[str, str], ordering_key: str
+    ) -> Any:
+        from google.cloud.pubsub_v1.publisher.exceptions import (  # noqa: PLC0415
+            PublishToPausedOrderingKeyException,
+        )
+
+        try:
+            return client.publish(path, data, ordering_key=ordering_key, **dict(attributes))
+        except PublishToPausedOrderingKeyException:
+            # An earlier publish for this key failed after we stopped waiting for it (the
+            # client pauses the key only then): resume now rather than refuse the customer.
+            client.resume_publish(path, ordering_key)
+            return client.publish(path, data, ordering_key=ordering_key, **dict(attributes))

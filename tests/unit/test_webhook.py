@@ -12,6 +12,7 @@ from typing import Any
 
 import flask
 import pytest
+import stripe
 from freezegun import freeze_time
 
 from functions.config import WebhookSettings
@@ -282,3 +283,12 @@ def test_trace_context_sources() -> None:
     fresh_id, fresh_parent = trace_context({"traceparent": "garbage"})
     assert len(fresh_id) == 32 and fresh_id != trace
     assert fresh_parent.split("-")[1] == fresh_id
+
+
+def test_signing_helper_matches_the_stripe_sdk() -> None:
+    body = encode(stripe_event())
+    header = sign(body, [OLD, NEW], 1_700_000_000)
+    generated = stripe.WebhookSignature.generate_signature_header(
+        body.decode(), OLD, timestamp=1_700_000_000
+    )
+    assert header.startswith(generated + ",v1=")
