@@ -44,10 +44,10 @@ def cpu_seconds(pid: int) -> float:
     return sum(_cpu_of(p) for p in descendants(pid))
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Largest VmHWM (peak resident set) in the tree, in MiB."""
+def peak_rss_mb(pid: int, *, tree: bool = True) -> float:
+    """Largest VmHWM (peak resident set) in the tree (or of `pid` alone), in MiB."""
     peak_kb = 0
-    for p in descendants(pid):
+    for p in descendants(pid) if tree else [pid]:
         try:
             status = Path(f"/proc/{p}/status").read_text()
         except OSError:
