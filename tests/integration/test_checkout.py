@@ -10,6 +10,7 @@ import pytest
 
 from functions.accounts import FirestoreAccountStore
 from functions.auth import issue_token
+from functions.checkout import reset_deps
 from tests.integration.conftest import CANCEL, RETURN, SECRET, SUCCESS, Caller, price_id
 from tests.support.stripe_server import StripeServer
 
@@ -483,3 +484,19 @@ def test_double_submitted_add_on_is_added_once(
         for i in stripe_server.state.subscriptions[subscribed["id"]]["items"]["data"]
     ]
     assert keys.count("dataface_addon_alert_history_monthly") == 1
+
+
+def test_missing_configuration_is_500_without_stripe_call(
+    checkout_fn: Caller, stripe_server: StripeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHECKOUT_SUCCESS_URL")
+    reset_deps()
+
+    resp = checkout_fn(
+        "create_checkout_session", {"account_id": "a1", "plan": "team"}, account="a1"
+    )
+
+    assert resp.status_code == 500
+    assert resp.get_json()["error"] == "misconfigured"
+    assert "CHECKOUT_SUCCESS_URL" not in resp.get_data(as_text=True)
+    assert stripe_server.requests == []
