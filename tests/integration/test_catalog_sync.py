@@ -179,3 +179,36 @@ def test_rate_limited_sync_is_retried_and_creates_once(
     attempts = [r for r in stripe_server.requests if r.idempotency_key == key]
     assert [r.status for r in attempts] == [429, 429, 200]
     assert len(stripe_server.state.prices) == len(ITEMS)
+
+
+def test_cli_dry_run_shows_a_price_change_as_new_price_and_archive(
+    stripe_server: StripeServer, cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert CliRunner().invoke(cli, ["catalog", "sync"]).exit_code == 0
+    changed = CATALOG.model_copy(
+        update={
+            "plans": tuple(
+                p.model_copy(update={"monthly_amount_cents": 21900}) if p.id == "team" else p
+                for p in CATALOG.plans
+            )
+        }
+    )
+    monkeypatch.setattr("functions.cli.catalog.CATALOG", changed)
+    stripe_server.clear_requests()
+
+    result = CliRunner().invoke(cli, ["catalog", "sync", "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(
+        line.startswith("create_price")
+        and "dataface_team_monthly" in line
+        and "19900 usd -> 21900 usd; lookup key transfers" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("archive_price") and "dataface_team_monthly" in line for line in lines
+    )
+    # The team price is replaced; its product and every other object are unchanged.
+    assert lines[-1] == f"2 change(s), {2 * len(ITEMS) - 1} unchanged (dry run: nothing written)"
+    assert stripe_server.writes() == []
