@@ -42,6 +42,7 @@ from functions.errors import TransientError
 from functions.firestore_repository import FirestoreRepository
 from functions.ops import context
 from functions.ops.audit import AUDIT
+from functions.ops.jobs import build_service, run_reconcile_all
 from functions.ops.reconcile import event_attributes
 from functions.repository import ApplyResult, DecideFn, Operation
 from functions.subscriber import IncomingMessage, Subscriber
@@ -595,3 +596,28 @@ def test_relay_sweep_publishes_stuck_entries(world: World) -> None:
     assert repo.pending_outbox(customer) == []
     versions = [m["version"] for m in world.entitlement_messages()]
     assert sorted(versions) == [p.version for p in pending]
+
+
+def test_nightly_job_catches_up_and_reconciles(world: World) -> None:
+    tag = uuid.uuid4().hex[:8]
+    good = recent("checkout_active", f"cus_njgood{tag}")
+    missed = recent("checkout_active", f"cus_njmiss{tag}")
+    for raw in good.events:
+        world.publish_event(raw)
+    world.publish_event(missed.events[0])
+    world.deliver(rounds=3)
+    _seed_stripe(world, good)
+    _seed_stripe(world, missed)
+    lost = recent("checkout_active", f"cus_njlost{tag}", days_ago=1)
+    for raw in lost.events:  # never delivered, still listed by Stripe
+        world.stripe.seed_event(raw, delivered=False)
+
+    summary = run_reconcile_all(build_service())
+    assert summary["caught_up"] == len(lost.events)
+    assert summary["checked"] == 2  # the lost customer has no record until the pipeline runs
+    assert summary["corrected"] == 1 and summary["failed"] == 0
+    fixed = world.repo.get_record(missed.customer_id)
+    assert fixed is not None and fixed.status == missed.expected.status
+    world.deliver(rounds=3)
+    caught = world.repo.get_record(lost.customer_id)
+    assert caught is not None and caught.status == lost.expected.status
