@@ -47,12 +47,12 @@ class PubSubPublisher:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    from google.cloud import pubsub_v1  # noqa: PLC0415 - lazy by design
+                    # Lazy by design: no gRPC set-up at import time.
+                    from google.cloud.pubsub_v1 import PublisherClient  # noqa: PLC0415
+                    from google.cloud.pubsub_v1.types import PublisherOptions  # noqa: PLC0415
 
-                    self._client = pubsub_v1.PublisherClient(
-                        publisher_options=pubsub_v1.types.PublisherOptions(
-                            enable_message_ordering=True
-                        )
+                    self._client = PublisherClient(
+                        publisher_options=PublisherOptions(enable_message_ordering=True)
                     )
         return self._client
 

@@ -101,11 +101,11 @@ def provision(project: str, topology: Topology) -> None:
     Talks to whatever PUBSUB_EMULATOR_HOST points at (or real Pub/Sub without it).
     """
     from google.api_core.exceptions import AlreadyExists  # noqa: PLC0415
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient  # noqa: PLC0415
     from google.protobuf import duration_pb2  # type: ignore[import-untyped]  # noqa: PLC0415
 
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
     try:
         for topic in topology.topics:
             with contextlib.suppress(AlreadyExists):

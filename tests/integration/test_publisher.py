@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import PublisherClient
 
 from functions.errors import TransientError
 from functions.publisher import PubSubPublisher
@@ -33,7 +33,7 @@ def test_failed_key_recovers_once_the_topic_exists(pubsub_project: ProvisionedPr
     publisher = PubSubPublisher(pubsub_project.project)
     with pytest.raises(TransientError, match="late-topic"):
         publisher.publish("late-topic", b"x", attributes={}, ordering_key="cus_1", timeout=10)
-    admin = pubsub_v1.PublisherClient()
+    admin = PublisherClient()
     admin.create_topic(name=admin.topic_path(pubsub_project.project, "late-topic"))
     # Same client, same key: had the key stayed paused this would fail immediately.
     assert publisher.publish("late-topic", b"y", attributes={}, ordering_key="cus_1")

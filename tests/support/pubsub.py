@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from google.cloud import pubsub_v1
+from google.cloud.pubsub_v1 import SubscriberClient
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ def pull_all(
 ) -> list[Received]:
     """Pull and ack until `expect` messages arrived (or, without it, until a quiet pull
     after at least one message, or the deadline). Returns them in arrival order."""
-    client = pubsub_v1.SubscriberClient()
+    client = SubscriberClient()
     path = client.subscription_path(project, subscription)
     out: list[Received] = []
     end = time.monotonic() + deadline
