@@ -62,33 +62,37 @@ class Arrivals:
 def run(
     emulators: Emulators, env: dict[str, str], project: str, rate: float, seconds: float
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    stack = LocalStack(env=dict(env), project=project, emulators=emulators)
-    with stack:
+    """LocalStack (provisioned topology, webhook, subscriber) on the bench's emulators."""
+    with LocalStack(env=dict(env), project=project, emulators=emulators) as stack:
         webhook = stack.webhook
         subscriber = next(f for f in stack.functions if f.target == SUBSCRIBER_TARGET)
-        arrivals = Arrivals(project)
-        try:
-            secret = env["STRIPE_WEBHOOK_SECRET"]
-            _warm(webhook.port, secret, arrivals)
-            acked, statuses, elapsed = _offer(webhook.port, secret, rate, seconds)
-            expected = {event_id for event_id, status in statuses.items() if status == 200}
-            deadline = time.monotonic() + DRAIN_SECONDS
-            while arrivals.count(expected) < len(expected) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            from_ack, from_send = [], []
-            for event_id in expected:
-                received = arrivals.get(event_id)
-                if received is not None:
-                    from_ack.append(received - acked[event_id][1])
-                    from_send.append(received - acked[event_id][0])
-            rss = {
-                "subscriber function (e2e)": proc.peak_rss_mb(subscriber.proc.pid),
-                "webhook function (e2e)": proc.peak_rss_mb(webhook.proc.pid),
-            }
-        finally:
-            arrivals.close()
+        result = measure(webhook.port, env["STRIPE_WEBHOOK_SECRET"], project, rate, seconds)
+        rss = {
+            "subscriber function (e2e)": proc.peak_rss_mb(subscriber.proc.pid),
+            "webhook function (e2e)": proc.peak_rss_mb(webhook.proc.pid),
+        }
+    return result, rss
+
+
+def measure(port: int, secret: str, project: str, rate: float, seconds: float) -> dict[str, Any]:
+    arrivals = Arrivals(project)
+    try:
+        _warm(port, secret, arrivals)
+        acked, statuses, elapsed = _offer(port, secret, rate, seconds)
+        expected = {event_id for event_id, status in statuses.items() if status == 200}
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while arrivals.count(expected) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        from_ack, from_send = [], []
+        for event_id in expected:
+            received = arrivals.get(event_id)
+            if received is not None:
+                from_ack.append(received - acked[event_id][1])
+                from_send.append(received - acked[event_id][0])
+    finally:
+        arrivals.close()
     summary = summarize_ms(from_ack) if from_ack else {}
-    result: dict[str, Any] = {
+    return {
         **summary,
         "offered_per_second": rate,
         "achieved_per_second": round(len(statuses) / elapsed, 2) if elapsed else 0.0,
@@ -98,7 +102,6 @@ def run(
         "from_request_start": summarize_ms(from_send) if from_send else {},
         "latencies_ms": [round(s * 1000, 2) for s in sorted(from_ack)],
     }
-    return result, rss
 
 
 def _request(secret: str, tag: str) -> tuple[str, bytes, dict[str, str]]:

@@ -41,7 +41,7 @@ def main() -> int:
             for message in messages:
                 subscriber.handle(message)
             profiler.stop()
-    text = profiler.output_text(unicode=False, color=False)
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)
     print(text)

@@ -74,7 +74,8 @@ QUICK = Counts(
 
 
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    # sys.__stdout__: the in-process subscriber runs with sys.stdout pointed at a null sink.
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.__stdout__, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -36,13 +37,12 @@ POLICY = Policy(grace_period_days=7)
 def quiet_logs() -> Iterator[None]:
     """Keep the subscriber's INFO logging (its real cost) but send the lines nowhere.
 
-    structlog's PrintLoggerFactory captures sys.stdout when configured, so configuring
-    while stdout is swapped points the process's log lines at a null sink.
+    functions.log prints to whatever sys.stdout is at call time, so swapping it for the
+    duration silences the in-process subscriber; bench progress goes to sys.__stdout__.
     """
-    sink = open("/dev/null", "w")  # noqa: SIM115 - lives as long as the bench process
-    with contextlib.redirect_stdout(sink):
-        configure_logging("INFO")
-    yield
+    configure_logging("INFO")
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 def make_subscriber(firestore_project: str, pubsub_project: str) -> Subscriber:
