@@ -621,3 +621,41 @@ def test_nightly_job_catches_up_and_reconciles(world: World) -> None:
     world.deliver(rounds=3)
     caught = world.repo.get_record(lost.customer_id)
     assert caught is not None and caught.status == lost.expected.status
+
+
+def test_reconcile_anomalies_clears_what_stripe_resolves(world: World) -> None:
+    customer = f"cus_anom{uuid.uuid4().hex[:8]}"
+    story = recent("checkout_active", customer)
+    for raw in story.events:
+        world.publish_event(raw)
+    world.deliver(rounds=3)
+    assert story.final_subscription is not None
+    # Someone put the customer on a price made by hand in the Dashboard (not in our catalog).
+    hand_made = scenarios.subscription_event(
+        "customer.subscription.updated",
+        int(time.time()),
+        event_id=f"evt_handmade{customer[4:]}",
+        sub_id=story.final_subscription["id"],
+        customer_id=customer,
+        prices={"dataface_handmade_special": 1},
+    )
+    world.publish_event(hand_made)
+    world.deliver()
+    flagged = world.repo.get_record(customer)
+    assert flagged is not None and [a.code for a in flagged.anomalies] == ["unknown_price"]
+    shown = world.run("account", "show", customer).stdout
+    assert "unknown_price" in shown
+    world.entitlement_messages()
+    # ...and support moved them back to the catalog plan in Stripe.
+    _seed_stripe(world, story)
+
+    dry = world.json("reconcile", "run", "--anomalies", "--dry-run")
+    assert [r["customer_id"] for r in dry["results"]] == [customer]
+    assert world.repo.get_record(customer) == flagged
+    done = world.json("reconcile", "run", "--anomalies")
+    (result,) = done["results"]
+    assert result["applied"] is True and result["anomalies_cleared"] == 1
+    fixed = world.repo.get_record(customer)
+    assert fixed is not None and fixed.anomalies == []
+    assert fixed.status == story.expected.status
+    assert world.json("reconcile", "run", "--anomalies")["results"] == []
