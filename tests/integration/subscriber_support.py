@@ -1,0 +1,116 @@
+"""Helpers for subscriber tests on the emulators: a provisioned project, a real Subscriber,
+and a reader for what was published on entitlement-changed."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import pubsub_v1
+
+from functions.config import CommonSettings
+from functions.firestore_repository import FirestoreRepository
+from functions.publisher import Publisher, PubSubPublisher
+from functions.repository import BillingRepository
+from functions.subscriber import IncomingMessage, Subscriber
+from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION, desired_topology, provision
+from statemachine.decision import Policy
+
+
+def new_project() -> tuple[str, CommonSettings]:
+    project = f"sub-{uuid.uuid4().hex[:10]}"
+    settings = CommonSettings(google_cloud_project=project)
+    # Nothing listens on the push endpoint: these tests drive the handler in-process.
+    provision(
+        project,
+        desired_topology(
+            settings, subscriber_push_endpoint="http://127.0.0.1:9/", observer_subscriptions=True
+        ),
+    )
+    return project, settings
+
+
+def make_subscriber(
+    project: str,
+    settings: CommonSettings,
+    repo: BillingRepository | None = None,
+    publisher: Publisher | None = None,
+) -> Subscriber:
+    return Subscriber(
+        repo or FirestoreRepository(project),
+        publisher or PubSubPublisher(project),
+        project=project,
+        entitlements_topic=settings.entitlements_topic,
+        dead_letter_topic=settings.dead_letter_topic,
+        policy=Policy(),
+        marker_ttl_days=35,
+    )
+
+
+def message(event: Mapping[str, Any], **attributes: str) -> IncomingMessage:
+    return IncomingMessage(
+        data=json.dumps(event).encode(),
+        attributes=attributes,
+        message_id=uuid.uuid4().hex,
+    )
+
+
+@dataclass(frozen=True)
+class Received:
+    customer_id: str
+    version: int
+    data: bytes
+    attributes: dict[str, str]
+
+
+def drain(project: str, subscription: str, quiet_seconds: float = 1.5) -> list[Received]:
+    """Pull and ack until nothing arrives for `quiet_seconds`."""
+    client = pubsub_v1.SubscriberClient()
+    path = client.subscription_path(project, subscription)
+    received: list[Received] = []
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < quiet_seconds:
+            response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
+            if not response.received_messages:
+                time.sleep(0.1)
+                continue
+            last = time.monotonic()
+            for item in response.received_messages:
+                attrs = dict(item.message.attributes)
+                received.append(
+                    Received(
+                        customer_id=attrs.get("customer_id", ""),
+                        version=int(attrs.get("version", "0")),
+                        data=bytes(item.message.data),
+                        attributes=attrs,
+                    )
+                )
+            client.acknowledge(
+                request={
+                    "subscription": path,
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
+    finally:
+        client.close()
+    return received
+
+
+def entitlements(project: str, quiet_seconds: float = 1.5) -> list[Received]:
+    return drain(project, OBSERVER_ENTITLEMENTS_SUBSCRIPTION, quiet_seconds)
+
+
+def versions_after_dedupe(received: list[Received]) -> dict[str, list[int]]:
+    """What a consumer following the README contract applies, per customer."""
+    by_customer: dict[str, dict[int, bytes]] = defaultdict(dict)
+    for item in received:
+        first = by_customer[item.customer_id].setdefault(item.version, item.data)
+        # A republished version must be byte-identical to the first publish.
+        assert first == item.data, f"version {item.version} changed between publishes"
+    return {c: sorted(v) for c, v in by_customer.items()}
