@@ -9,6 +9,7 @@ from typing import Any
 import click
 import pytest
 
+from functions.cli.main import cli
 from functions.cli.output import parse_duration, parse_when
 from functions.ops.audit import AuditRecord
 from functions.ops.deadletter import SOURCE_DELIVERY_COUNT, DeadLetter, Selector, replay_attributes
@@ -240,3 +241,28 @@ def test_durations_and_times() -> None:
     for bad in ("3", "d", "3w", "yesterday"):
         with pytest.raises(click.BadParameter):
             parse_when(bad) if bad == "yesterday" else parse_duration(bad)
+
+
+def _leaves(group: click.Group, prefix: str = "") -> Iterable[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            yield from _leaves(command, f"{path} ")
+        else:
+            yield path, command
+
+
+READ_ONLY = {"dlq list", "dlq show", "account show", "account history"}
+DESTRUCTIVE = {"dlq replay", "dlq purge", "account override set", "account override clear"}
+
+
+def test_cli_contract_json_everywhere_dry_run_on_writes_yes_on_destructive() -> None:
+    leaves = dict(_leaves(cli))
+    assert leaves.keys() >= READ_ONLY | DESTRUCTIVE
+    for path, command in leaves.items():
+        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        assert "--json" in options, path
+        if path not in READ_ONLY:
+            assert "--dry-run" in options, path
+        if path in DESTRUCTIVE:
+            assert "--yes" in options, path
