@@ -3,7 +3,9 @@
 `inline_webhook` is what many Stripe integrations do: `stripe.Webhook.construct_event`,
 then the whole state change (our real FirestoreRepository.apply with the real domain)
 before answering Stripe. `bare_ok` is the framework floor: read the body, return 200.
-Both are served by the same functions-framework server as our webhook.
+`publish_only` reads the body and publishes it with our PubSubPublisher, nothing else:
+it splits our webhook's cost over the floor into the Pub/Sub client's share and ours.
+All are served by the same functions-framework server as our webhook.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import functions_framework
 import stripe
 
 import statemachine
+from functions.config import DEFAULT_STRIPE_EVENTS_TOPIC
 from functions.firestore_repository import FirestoreRepository
+from functions.publisher import PubSubPublisher
 from functions.repository import Operation
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
@@ -28,6 +32,11 @@ _MARKER_TTL_DAYS = 35
 @cache
 def _repo() -> FirestoreRepository:
     return FirestoreRepository(os.environ["GOOGLE_CLOUD_PROJECT"])
+
+
+@cache
+def _publisher() -> PubSubPublisher:
+    return PubSubPublisher(os.environ["GOOGLE_CLOUD_PROJECT"])
 
 
 @cache
@@ -61,4 +70,10 @@ def inline_webhook(request: Any) -> tuple[str, int]:
 @functions_framework.http
 def bare_ok(request: Any) -> tuple[str, int]:
     request.get_data()
+    return "", 200
+
+
+@functions_framework.http
+def publish_only(request: Any) -> tuple[str, int]:
+    _publisher().publish(DEFAULT_STRIPE_EVENTS_TOPIC, request.get_data(), attributes={})
     return "", 200

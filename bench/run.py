@@ -126,7 +126,7 @@ def _plot(results: dict[str, Any], out: Path) -> None:
             "Webhook throughput at saturation",
             "requests/s",
             {name: s["requests_per_second"] for name, s in tput.items()},
-            [plots.FLOOR, plots.OURS, plots.BASE],
+            [plots.FLOOR, "#9ecae1", plots.OURS, plots.BASE],
             out / "webhook_throughput.png",
         )
     sub = results.get("subscriber")

@@ -80,6 +80,7 @@ class BenchSession:
             ("ours", "stripe_webhook", None),
             ("bare", "bare_ok", BASELINE_SOURCE),
             ("inline", "inline_webhook", BASELINE_SOURCE),
+            ("publish_only", "publish_only", BASELINE_SOURCE),
         ):
             port = free_port()
             log_path = self.workdir / f"webhook-{name}.log"
@@ -109,6 +110,7 @@ class BenchSession:
     def run_all(self, counts: Counts) -> dict[str, Any]:
         results: dict[str, Any] = {}
         ours, inline, bare = self.servers["ours"], self.servers["inline"], self.servers["bare"]
+        publish_only = self.servers["publish_only"]
         results["webhook_ack"] = {}
         for kb in webhook_bench.SIZES_KB:
             self.log(f"1. webhook ack at {kb} KB: ours vs inline")
@@ -118,6 +120,7 @@ class BenchSession:
         results["webhook_throughput"] = {}
         for server, requests in (
             (bare, counts.throughput_requests),
+            (publish_only, counts.throughput_requests),
             (ours, counts.throughput_requests),
             (inline, counts.throughput_inline_requests),
         ):
