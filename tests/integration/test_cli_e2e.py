@@ -91,7 +91,11 @@ def test_webhook_to_subscriber_to_billing_ops(stack: LocalStack) -> None:
         assert post(stack, json.dumps(raw).encode()) == 200
 
     def active() -> Any:
-        shown = ops("account", "show", story.account_id)
+        # Until the subscriber has run, the account is unknown (exit 1): keep polling.
+        result = CliRunner().invoke(cli, ["account", "show", story.account_id, "--json"])
+        if result.exit_code != 0:
+            return None
+        shown = json.loads(result.stdout)
         return shown if shown["record"]["status"] == story.expected.status else None
 
     shown = eventually(active)
