@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import flask
 import functions_framework
+from cloudevents.http import CloudEvent
 
-from functions import checkout, webhook
+from functions import checkout, subscriber_entry, webhook
 
 
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> flask.Response:
     return webhook.handle(request)
+
+
+# Pub/Sub push (messagePublished). Returning acks; raising answers 5xx -> redelivery.
+@functions_framework.cloud_event
+def process_stripe_event(cloud_event: CloudEvent) -> None:
+    subscriber_entry.handle_cloud_event(cloud_event)
+
+
+# Cloud Scheduler, every minute: republish outbox entries a crashed relay left unsent.
+@functions_framework.http
+def relay_sweep(request: flask.Request) -> flask.Response:
+    return subscriber_entry.handle_sweep_request()
 
 
 # Called by our own services only (Cloud Functions IAM), for the account in the bearer token.

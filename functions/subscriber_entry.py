@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import flask
+
 from functions import wiring
 from functions.config import subscriber_settings
 from functions.errors import InvalidPayload
@@ -28,6 +30,6 @@ def handle_cloud_event(cloud_event: Any) -> None:
     subscriber.handle(message)
 
 
-def handle_sweep_request() -> tuple[dict[str, int], int]:
+def handle_sweep_request() -> flask.Response:
     result = wiring.relay().sweep(subscriber_settings().outbox_sweep_after_seconds)
-    return {"customers": result.customers, "published": result.published}, 200
+    return flask.jsonify({"customers": result.customers, "published": result.published})
