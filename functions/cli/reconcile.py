@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from functions.cli.output import (
+    actor_option,
     dry_run_option,
     emit_json,
     iso,
@@ -19,6 +20,7 @@ from functions.cli.output import (
     yes_option,
 )
 from functions.ops import context
+from functions.ops.audit import new_record
 from functions.ops.reconcile import CATCH_UP_WINDOW_SECONDS, ReconcileOutcome
 
 
@@ -31,6 +33,7 @@ def reconcile() -> None:
 @click.argument("customers", nargs=-1, metavar="[CUSTOMER_OR_ACCOUNT]...")
 @click.option("--all", "every", is_flag=True, help="Every customer in Firestore.")
 @click.option("--anomalies", is_flag=True, help="Every customer with recorded anomalies.")
+@actor_option
 @dry_run_option
 @yes_option
 @json_option
@@ -40,6 +43,7 @@ def run(
     customers: tuple[str, ...],
     every: bool,
     anomalies: bool,
+    actor: str,
     dry_run: bool,
     yes: bool,
     as_json: bool,
@@ -71,6 +75,12 @@ def run(
                 outcomes.append(service.reconcile(customer, dry_run=dry_run))
             except Exception as exc:  # report and continue: one bad customer is not an outage
                 failed[customer] = f"{type(exc).__name__}: {exc}"
+    for o in outcomes:
+        if o.applied and not o.duplicate:
+            # The correction itself is in the customer's history; this records who ran it.
+            context.audit().write(
+                new_record(actor, "reconcile", o.customer_id, fields=sorted(o.changes))
+            )
     if as_json:
         emit_json(
             {

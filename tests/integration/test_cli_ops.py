@@ -519,6 +519,9 @@ def test_reconcile_corrects_a_missed_webhook_and_leaves_a_correct_customer_alone
     assert fixed.access == missed.expected.access
     assert fixed.entitlements is not None and fixed.entitlements.plan == missed.expected.plan
     assert world.repo.history(missed.customer_id)[0].source == "reconcile"
+    operator = world.json("account", "history", missed.customer_id)["operator_actions"]
+    assert [(a["action"], a["actor"]) for a in operator] == [("reconcile", "oncall@example.com")]
+    assert world.json("account", "history", good.customer_id)["operator_actions"] == []
     (message,) = world.entitlement_messages()
     assert message["customer_id"] == missed.customer_id
     assert message["version"] == fixed.version
