@@ -110,7 +110,13 @@ def test_webhook_to_subscriber_to_billing_ops(stack: LocalStack) -> None:
     assert row["event_id"] == broken["id"]
     assert row["customer"] == customer
     assert row["reason_code"] == "invalid_payload"
-    shown_dl = ops("dlq", "show", broken["id"])
+
+    def recorded() -> Any:
+        # The subscriber publishes the dead letter first and records the failure right after.
+        shown = ops("dlq", "show", broken["id"])
+        return shown if shown["last_error"] else None
+
+    shown_dl = eventually(recorded)
     assert "livemode" in shown_dl["last_error"]["reason"]
     assert shown_dl["messages"][0]["attributes"]["event_type"] == broken["type"]
 
