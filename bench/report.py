@@ -178,7 +178,10 @@ def _absolute(results: dict[str, Any]) -> list[str]:
             "",
             f"{e2e['received']}/{e2e['sent']} events at {e2e['offered_per_second']:g}/s offered"
             f" (achieved {e2e['achieved_per_second']:.1f}/s): p50 {e2e['p50_ms']:.0f} ms,"
-            f" p95 {e2e['p95_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms, max {e2e['max_ms']:.0f} ms.",
+            f" p95 {e2e['p95_ms']:.0f} ms, p99 {e2e['p99_ms']:.0f} ms, max {e2e['max_ms']:.0f} ms."
+            " Measured from the moment the client had the webhook's 200; counted from when"
+            f" the request was sent instead: p50 {e2e['from_request_start']['p50_ms']:.0f} ms,"
+            f" p99 {e2e['from_request_start']['p99_ms']:.0f} ms.",
         ]
     scale = results.get("scaling")
     if scale:
@@ -216,7 +219,12 @@ def markdown(results: dict[str, Any], rows: list[Ratio]) -> str:
         "",
         markdown_table(rows),
     ]
-    return "\n".join(head + _absolute(results)) + "\n"
+    tail = [
+        "",
+        "Profiles behind the verdicts: `python -m bench.profile subscriber` (pyinstrument)"
+        " and `python -m bench.profile webhook` (py-spy), written next to this file.",
+    ]
+    return "\n".join(head + _absolute(results) + tail) + "\n"
 
 
 def write(results: dict[str, Any], rows: list[Ratio], out: Path) -> tuple[Path, Path]:
