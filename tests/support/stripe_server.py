@@ -327,7 +327,7 @@ class StripeServer:
         return next(self._clock)
 
     def _obj(self, kind: str, obj_id: str, **fields: Any) -> dict[str, Any]:
-        obj = copy.deepcopy(self.templates[kind])
+        obj: dict[str, Any] = copy.deepcopy(self.templates[kind])
         obj.update({"id": obj_id, "livemode": False, "created": self._now()})
         obj.update(fields)
         return obj
@@ -684,7 +684,7 @@ class StripeServer:
                 "invalid_request_error",
                 "The subscription is managed by a subscription schedule.",
             )
-        previous = {
+        previous: dict[str, Any] = {
             k: copy.deepcopy(sub.get(k)) for k in ("items", "cancel_at_period_end") if k in p
         }
         data = sub["items"]["data"]
