@@ -11,6 +11,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from functions import checkout, subscriber_entry, webhook
+from functions.ops import jobs
 
 
 @functions_framework.http
@@ -28,6 +29,19 @@ def process_stripe_event(cloud_event: CloudEvent) -> None:
 @functions_framework.http
 def relay_sweep(request: flask.Request) -> flask.Response:
     return subscriber_entry.handle_sweep_request()
+
+
+# Cloud Scheduler, every 15 minutes: grace, override and cancelled periods that ran out.
+@functions_framework.http
+def reevaluate_due(request: flask.Request) -> flask.Response:
+    return subscriber_entry.handle_reevaluate_request()
+
+
+# Cloud Scheduler, nightly: catch up on undelivered events, then reconcile every customer.
+@functions_framework.http
+def reconcile_all(request: flask.Request) -> flask.Response:
+    summary, status = jobs.handle_reconcile_all_request()
+    return flask.make_response(flask.jsonify(summary), status)
 
 
 # Called by our own services only (Cloud Functions IAM), for the account in the bearer token.

@@ -273,3 +273,13 @@ class FirestoreRepository:
             return [
                 BillingRecord.model_validate(s.to_dict()) for s in query.stream(timeout=_TIMEOUT)
             ]
+
+    def due_for_review(self, now: int, limit: int = 1000) -> list[str]:
+        customers = self._client().collection(CUSTOMERS)
+        due: set[str] = set()
+        with _transient_errors("due for review"):
+            # Single-field range filters: served by Firestore's automatic indexes.
+            for field in ("grace_until", "access_until", "override.expires_at"):
+                query = customers.where(filter=FieldFilter(field, "<=", now)).limit(limit)
+                due.update(snap.id for snap in query.stream(timeout=_TIMEOUT))
+        return sorted(due)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import flask
@@ -10,6 +11,7 @@ import flask
 from functions import wiring
 from functions.config import subscriber_settings
 from functions.errors import InvalidPayload
+from functions.reevaluate import reevaluate_due
 from functions.subscriber import IncomingMessage
 
 
@@ -33,3 +35,15 @@ def handle_cloud_event(cloud_event: Any) -> None:
 def handle_sweep_request() -> flask.Response:
     result = wiring.relay().sweep(subscriber_settings().outbox_sweep_after_seconds)
     return flask.jsonify({"customers": result.customers, "published": result.published})
+
+
+def handle_reevaluate_request() -> flask.Response:
+    settings = subscriber_settings()
+    result = reevaluate_due(
+        wiring.repository(),
+        wiring.relay(),
+        wiring.policy(),
+        int(time.time()),
+        marker_ttl_days=settings.processed_event_ttl_days,
+    )
+    return flask.jsonify({"checked": result.checked, "changed": result.changed})

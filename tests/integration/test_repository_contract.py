@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -165,3 +166,23 @@ def test_concurrent_duplicates_apply_once(repo: BillingRepository) -> None:
     assert record is not None and record.version == 1
     assert len(repo.history("cus_1")) == 1
     assert len(repo.pending_outbox("cus_1")) == 1
+
+
+def test_due_for_review_finds_passed_deadlines(repo: BillingRepository) -> None:
+    def with_deadlines(**fields: int) -> Any:
+        def decide(record: BillingRecord) -> Decision:
+            return Decision(kind="noop", record=record.model_copy(update=fields), reason="t")
+
+        return decide
+
+    repo.apply(
+        op("evt_1", customer="cus_grace"), with_deadlines(grace_until=100), marker_ttl_days=35
+    )
+    repo.apply(
+        op("evt_2", customer="cus_end"), with_deadlines(access_until=300), marker_ttl_days=35
+    )
+    repo.apply(op("evt_3", customer="cus_none"), noop, marker_ttl_days=35)
+
+    assert repo.due_for_review(50) == []
+    assert repo.due_for_review(100) == ["cus_grace"]
+    assert repo.due_for_review(1000) == ["cus_end", "cus_grace"]

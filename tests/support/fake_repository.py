@@ -126,3 +126,14 @@ class FakeRepository:
     def list_customers(self, limit: int | None = None) -> list[BillingRecord]:
         records = sorted(self.records.values(), key=lambda r: r.customer_id)
         return records[:limit] if limit else records
+
+    def due_for_review(self, now: int, limit: int = 1000) -> list[str]:
+        def due(record: BillingRecord) -> bool:
+            deadlines = (
+                record.grace_until,
+                record.access_until,
+                record.override.expires_at if record.override else None,
+            )
+            return any(d is not None and d <= now for d in deadlines)
+
+        return sorted(c for c, r in self.records.items() if due(r))[:limit]
