@@ -75,6 +75,21 @@ locals {
       secrets        = {}
       env            = {}
     }
+    reevaluate_due = {
+      name           = "reevaluate-due"
+      entry_point    = "reevaluate_due"
+      description    = "Applies time-based changes that ran out: grace periods, overrides, cancelled periods (Cloud Scheduler, every 15 minutes)."
+      ingress        = "ALLOW_INTERNAL_ONLY"
+      memory         = "256Mi"
+      timeout        = 300
+      concurrency    = 1
+      min_instances  = 0
+      max_instances  = 1
+      firestore_role = "roles/datastore.user"
+      publishes      = ["entitlements"]
+      secrets        = {}
+      env            = {}
+    }
     reconcile_all = {
       name           = "reconcile-all"
       entry_point    = "reconcile_all"

@@ -35,7 +35,7 @@ resource "google_service_account" "pubsub_push" {
 resource "google_service_account" "scheduler" {
   account_id   = "billing-scheduler"
   display_name = "billing Cloud Scheduler"
-  description  = "Identity in the OIDC token Cloud Scheduler sends to relay-sweep and reconcile-all."
+  description  = "Identity in the OIDC token Cloud Scheduler sends to the scheduled functions."
 }
 
 resource "google_service_account" "builder" {
@@ -86,7 +86,7 @@ resource "google_cloud_run_v2_service_iam_member" "subscriber_push" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler" {
-  for_each = toset(["relay_sweep", "reconcile_all"])
+  for_each = local.scheduled
 
   location = var.region
   name     = google_cloudfunctions2_function.fn[each.key].name

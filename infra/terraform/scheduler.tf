@@ -1,5 +1,5 @@
-# Both jobs call private functions with an OIDC token for the scheduler identity, which
-# holds run.invoker on exactly these two services (iam.tf).
+# Every job calls a private function with an OIDC token for the scheduler identity, which
+# holds run.invoker on exactly these services (iam.tf).
 locals {
   scheduled = {
     relay_sweep = {
@@ -7,6 +7,11 @@ locals {
       schedule = "* * * * *"
       # A sweep that has not answered within a minute overlaps the next run anyway.
       deadline = "60s"
+    }
+    reevaluate_due = {
+      job      = "billing-reevaluate-due"
+      schedule = "*/15 * * * *"
+      deadline = "300s"
     }
     reconcile_all = {
       job      = "billing-reconcile-nightly"

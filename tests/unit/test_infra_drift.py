@@ -46,6 +46,7 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
         "stripe_webhook": (WebhookSettings,),
         "process_stripe_event": (SubscriberSettings,),
         "relay_sweep": (SubscriberSettings,),
+        "reevaluate_due": (SubscriberSettings,),
         "reconcile_all": (SubscriberSettings, StripeApiSettings),
         "create_checkout_session": api,
         "create_portal_session": api,
@@ -354,6 +355,20 @@ def test_only_the_webhook_is_public(tf: Terraform) -> None:
     assert public == ["webhook_public"]
     webhook_public = tf.resource("google_cloud_run_v2_service_iam_member", "webhook_public")
     assert 'fn["stripe_webhook"]' in webhook_public["name"]
+
+
+def test_scheduled_functions_are_invoked_by_the_scheduler_only(tf: Terraform) -> None:
+    scheduled = set(tf.locals["scheduled"])
+    assert scheduled == {"relay_sweep", "reevaluate_due", "reconcile_all"}
+    invoker = tf.resource("google_cloud_run_v2_service_iam_member", "scheduler")
+    assert invoker["for_each"] == "${local.scheduled}"
+    assert invoker["member"] == "${google_service_account.scheduler.member}"
+    job = tf.resource("google_cloud_scheduler_job", "job")
+    assert job["for_each"] == "${local.scheduled}"
+    # Nothing else invokes them: only Scheduler's identity is granted run.invoker.
+    for name, body in tf.resources["google_cloud_run_v2_service_iam_member"].items():
+        if name != "scheduler":
+            assert not any(f'fn["{fn}"]' in body["name"] for fn in scheduled), name
 
 
 def test_one_service_account_per_function(tf: Terraform) -> None:
