@@ -237,6 +237,14 @@ def test_terraform_topology_matches_local_topology(tf: Terraform) -> None:
         ), name
 
 
+def test_local_stack_runs_the_same_entry_points(tf: Terraform) -> None:
+    from infra.local.stack import SUBSCRIBER_TARGET, WEBHOOK_TARGET
+
+    functions = tf.locals["functions"]
+    assert functions["stripe_webhook"]["entry_point"] == WEBHOOK_TARGET
+    assert functions["process_stripe_event"]["entry_point"] == SUBSCRIBER_TARGET
+
+
 def test_push_subscription_targets_the_subscriber_with_oidc(tf: Terraform) -> None:
     sub = tf.resource("google_pubsub_subscription", "stripe_events")
     push = _block(sub, "push_config")
