@@ -33,7 +33,9 @@ from statemachine.scenarios import SCENARIOS, Scenario, build
 Event = dict[str, Any]
 
 
-def post(url: str, secret: str, event: Mapping[str, Any]) -> int:
+def post(
+    url: str, secret: str, event: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> int:
     body = json.dumps(event).encode()
     request = urllib.request.Request(  # noqa: S310 - the local stack's loopback URL
         url,
@@ -42,6 +44,7 @@ def post(url: str, secret: str, event: Mapping[str, Any]) -> int:
         headers={
             "Content-Type": "application/json",
             "Stripe-Signature": sign(body, [secret], int(time.time())),
+            **(headers or {}),
         },
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,34 @@ def test_every_scenario_shuffled_with_duplicates(stack: LocalStack, seed: int) -
     for scenario in flagged:
         record = repo.get_record(scenario.customer_id)
         assert demo.outcome(record) == demo.expected_outcome(scenario), scenario.name
+
+
+def test_trace_id_follows_the_event_to_logs_and_entitlements(stack: LocalStack) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    scenario = build("checkout_active", customer_id="cus_traced", account_id="acct_traced")
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    for event in scenario.events:
+        assert demo.post(stack.webhook_url, SECRET, event, headers) == 200
+    repo = FirestoreRepository(stack.project)
+    demo.wait_processed(repo, {e["id"] for e in scenario.events})
+
+    def processed_lines() -> list[dict[str, Any]]:
+        subscriber = next(f for f in stack.functions if f.target == "process_stripe_event")
+        lines = [json.loads(x) for x in subscriber.logs().splitlines() if x.startswith("{")]
+        return [
+            x for x in lines if x.get("trace_id") == trace_id and x["message"] == "event_processed"
+        ]
+
+    # The log line follows the commit and the relay: give it a moment after the marker.
+    deadline = time.monotonic() + 10
+    while len(processed_lines()) < len(scenario.events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    processed = processed_lines()
+    assert {line["event_id"] for line in processed} == {e["id"] for e in scenario.events}
+    assert all(
+        line["logging.googleapis.com/trace"] == f"projects/{stack.project}/traces/{trace_id}"
+        for line in processed
+    )
+    received = [r for r in entitlements(stack.project) if r.customer_id == "cus_traced"]
+    assert received and all(r.attributes["trace_id"] == trace_id for r in received)
+    assert all(json.loads(r.data)["trace_id"] == trace_id for r in received)
