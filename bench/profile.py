@@ -12,6 +12,7 @@ usable core goes. Both write to bench/results/profile_<name>.txt.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from infra.local.stack import free_port, start_function
 from infra.local.topology import provision
 
 RESULTS = Path(__file__).with_name("results")
+_LINE = re.compile(r":\d+\)$")
 SECRET = "whsec_benchmarkprofile"
 
 
@@ -111,7 +113,8 @@ def summarize_folded(folded: str, top: int = 40) -> str:
             continue
         samples = int(count)
         total += samples
-        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        # Group by function (drop line numbers) so one function is one row.
+        frames = [_LINE.sub(")", f) for f in stack.split(";") if not f.startswith("process ")]
         if frames:
             own[frames[-1]] += samples
         for frame in set(frames):
