@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.firestore_repository import FirestoreRepository
+from infra.local.observe import drain
 from infra.local.signing import sign
 from infra.local.stack import LocalStack
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION
@@ -104,32 +105,10 @@ def shuffled_with_duplicates(scenario: Scenario, rng: random.Random) -> list[Eve
 
 
 def received_versions(project: str, quiet_seconds: float = 2.0) -> dict[str, dict[int, Any]]:
-    from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415 - emulator env first
-
-    client = SubscriberClient()
-    path = client.subscription_path(project, OBSERVER_ENTITLEMENTS_SUBSCRIPTION)
     versions: dict[str, dict[int, Any]] = defaultdict(dict)
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < quiet_seconds:
-            response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
-            if not response.received_messages:
-                time.sleep(0.1)
-                continue
-            last = time.monotonic()
-            for item in response.received_messages:
-                attrs = item.message.attributes
-                versions[attrs["customer_id"]][int(attrs["version"])] = json.loads(
-                    item.message.data
-                )
-            client.acknowledge(
-                request={
-                    "subscription": path,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-    finally:
-        client.close()
+    for message in drain(project, OBSERVER_ENTITLEMENTS_SUBSCRIPTION, quiet_seconds):
+        customer, version = message.attributes["customer_id"], int(message.attributes["version"])
+        versions[customer][version] = json.loads(message.data)
     return versions
 
 

@@ -4,20 +4,18 @@ and a reader for what was published on entitlement-changed."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from google.cloud import pubsub_v1
-
 from functions.config import CommonSettings
 from functions.firestore_repository import FirestoreRepository
 from functions.publisher import Publisher, PubSubPublisher
 from functions.repository import BillingRepository
 from functions.subscriber import IncomingMessage, Subscriber
+from infra.local import observe
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION, desired_topology, provision
 from statemachine.decision import Policy
 
@@ -69,37 +67,15 @@ class Received:
 
 
 def drain(project: str, subscription: str, quiet_seconds: float = 1.5) -> list[Received]:
-    """Pull and ack until nothing arrives for `quiet_seconds`."""
-    client = pubsub_v1.SubscriberClient()
-    path = client.subscription_path(project, subscription)
-    received: list[Received] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < quiet_seconds:
-            response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
-            if not response.received_messages:
-                time.sleep(0.1)
-                continue
-            last = time.monotonic()
-            for item in response.received_messages:
-                attrs = dict(item.message.attributes)
-                received.append(
-                    Received(
-                        customer_id=attrs.get("customer_id", ""),
-                        version=int(attrs.get("version", "0")),
-                        data=bytes(item.message.data),
-                        attributes=attrs,
-                    )
-                )
-            client.acknowledge(
-                request={
-                    "subscription": path,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-    finally:
-        client.close()
-    return received
+    return [
+        Received(
+            customer_id=m.attributes.get("customer_id", ""),
+            version=int(m.attributes.get("version", "0")),
+            data=m.data,
+            attributes=m.attributes,
+        )
+        for m in observe.drain(project, subscription, quiet_seconds)
+    ]
 
 
 def entitlements(project: str, quiet_seconds: float = 1.5) -> list[Received]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
 
 import pytest
 
@@ -12,29 +11,10 @@ from functions.errors import TransientError
 from functions.repository import ApplyResult, DecideFn, Operation
 from functions.subscriber import IncomingMessage, Subscriber
 from statemachine.decision import Policy
+from tests.support.fake_publisher import FakePublisher
 from tests.support.fake_repository import FakeRepository
 
 DLQ = "dead-letters"
-
-
-class RecordingPublisher:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.sent: list[tuple[str, bytes, dict[str, str], str]] = []
-
-    def publish(
-        self,
-        topic: str,
-        data: bytes,
-        *,
-        attributes: Mapping[str, str],
-        ordering_key: str = "",
-        timeout: float = 10.0,
-    ) -> str:
-        if self.fail:
-            raise TransientError("publish failed")
-        self.sent.append((topic, data, dict(attributes), ordering_key))
-        return str(len(self.sent))
 
 
 class UnavailableRepository(FakeRepository):
@@ -42,7 +22,13 @@ class UnavailableRepository(FakeRepository):
         raise TransientError("firestore unavailable")
 
 
-def make(repo: FakeRepository, publisher: RecordingPublisher) -> Subscriber:
+def failing_publisher() -> FakePublisher:
+    publisher = FakePublisher()
+    publisher.failing_topics.add(DLQ)
+    return publisher
+
+
+def make(repo: FakeRepository, publisher: FakePublisher) -> Subscriber:
     return Subscriber(
         repo,
         publisher,
@@ -71,15 +57,15 @@ def event(event_type: str = "product.created", customer: str | None = None) -> b
 
 
 def test_invalid_json_is_dead_lettered_with_reason_and_acknowledged() -> None:
-    repo, pub = FakeRepository(), RecordingPublisher()
+    repo, pub = FakeRepository(), FakePublisher()
     outcome = make(repo, pub).handle(
         IncomingMessage(data=b"{not json", attributes={"event_id": "evt_x"}, message_id="m1")
     )
     assert outcome.decision == "dead_lettered"
-    [(topic, data, attrs, _)] = pub.sent
-    assert topic == DLQ and data == b"{not json"
-    assert attrs["dead_letter_reason_code"] == "invalid_payload"
-    assert attrs["event_id"] == "evt_x"  # original attributes are kept for replay
+    [dead] = pub.messages
+    assert dead.topic == DLQ and dead.data == b"{not json"
+    assert dead.attributes["dead_letter_reason_code"] == "invalid_payload"
+    assert dead.attributes["event_id"] == "evt_x"  # original attributes are kept for replay
     failure = repo.get_failure("msg-m1")
     assert (
         failure is not None and failure.dead_lettered and failure.reason_code == "invalid_payload"
@@ -87,7 +73,7 @@ def test_invalid_json_is_dead_lettered_with_reason_and_acknowledged() -> None:
 
 
 def test_envelope_missing_fields_is_permanent() -> None:
-    repo, pub = FakeRepository(), RecordingPublisher()
+    repo, pub = FakeRepository(), FakePublisher()
     body = json.dumps({"id": "evt_1", "object": "event"}).encode()
     outcome = make(repo, pub).handle(IncomingMessage(data=body, message_id="m2"))
     assert outcome.decision == "dead_lettered"
@@ -96,26 +82,26 @@ def test_envelope_missing_fields_is_permanent() -> None:
 
 
 def test_dead_letter_publish_failure_is_raised_for_redelivery() -> None:
-    repo, pub = FakeRepository(), RecordingPublisher(fail=True)
+    repo, pub = FakeRepository(), failing_publisher()
     with pytest.raises(TransientError):
         make(repo, pub).handle(IncomingMessage(data=b"garbage", message_id="m3"))
     assert repo.failures["msg-m3"].reason_code == "transient"
 
 
 def test_unavailable_store_raises_transient_and_records_nothing_lost() -> None:
-    repo, pub = UnavailableRepository(), RecordingPublisher()
+    repo, pub = UnavailableRepository(), FakePublisher()
     with pytest.raises(TransientError, match="unavailable"):
         make(repo, pub).handle(IncomingMessage(data=event(customer="cus_1"), message_id="m4"))
     assert repo.failures["evt_1"].attempts == 1
-    assert pub.sent == []
+    assert pub.messages == []
 
 
 def test_event_type_that_is_not_ours_only_writes_the_marker() -> None:
-    repo, pub = FakeRepository(), RecordingPublisher()
+    repo, pub = FakeRepository(), FakePublisher()
     subscriber = make(repo, pub)
     assert subscriber.handle(IncomingMessage(data=event())).decision == "ignored"
     assert subscriber.handle(IncomingMessage(data=event())).decision == "duplicate"
-    assert repo.is_processed("evt_1") and repo.records == {} and pub.sent == []
+    assert repo.is_processed("evt_1") and repo.records == {} and pub.messages == []
 
 
 def test_push_envelope_decoding() -> None:
