@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from functions.log import get_logger
-
-
-def last_line(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    out = capsys.readouterr().out.strip().splitlines()
-    parsed: dict[str, Any] = json.loads(out[-1])
-    return parsed
+from tests.support.logs import last_line
 
 
 def test_cloud_logging_fields(capsys: pytest.CaptureFixture[str]) -> None:

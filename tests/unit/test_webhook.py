@@ -18,6 +18,7 @@ from freezegun import freeze_time
 from functions.config import WebhookSettings
 from functions.webhook import WebhookHandler, parse_envelope, trace_context
 from tests.support.fake_publisher import FakePublisher
+from tests.support.logs import last_line
 from tests.support.signing import encode, sign, stripe_event
 
 OLD = "whsec_old" + "a" * 24
@@ -86,7 +87,7 @@ def test_valid_event_is_published_unchanged_with_routing_attributes(
     assert attrs["customer_id"] == "cus_A"
     assert len(attrs["trace_id"]) == 32
     assert attrs["traceparent"].split("-")[1] == attrs["trace_id"]
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    line = last_line(capsys, "webhook_request")
     assert line["message"] == "webhook_request"
     assert line["outcome"] == "published"
     assert line["secret_index"] == 1  # OLD is the second configured secret
@@ -180,7 +181,7 @@ def test_bad_input_is_rejected_and_nothing_published(
 ) -> None:
     assert call(handler, body, headers) == (status, {"error": reason})
     assert publisher.messages == []
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    line = last_line(capsys, "webhook_request")
     assert (line["outcome"], line["reason"], line["status_code"]) == ("rejected", reason, status)
 
 
@@ -211,7 +212,7 @@ def test_body_over_the_limit_is_413_before_verification(
     # Correctly signed, still refused: size is checked first.
     assert call(handler, big, signed(big, OLD)) == (413, {"error": "too_large"})
     assert len(publisher.messages) == 1
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    line = last_line(capsys, "webhook_request")
     assert line["outcome"] == "too_large"
 
 
@@ -223,7 +224,7 @@ def test_livemode_mismatch_is_acknowledged_not_published(
     status, payload = call(handler, body, signed(body, NEW))
     assert status == 200 and payload["ignored"] == "livemode_mismatch"
     assert publisher.messages == []
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    line = last_line(capsys, "webhook_request")
     assert (line["outcome"], line["severity"]) == ("livemode_mismatch", "WARNING")
 
 
@@ -243,7 +244,7 @@ def test_publish_failure_is_503_so_stripe_retries(
     publisher.failing_topics.add(TOPIC)
     body = encode(stripe_event())
     assert call(handler, body, signed(body, OLD)) == (503, {"error": "publish_failed"})
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    line = last_line(capsys, "webhook_request")
     assert (line["outcome"], line["severity"], line["status_code"]) == (
         "publish_failed",
         "ERROR",
