@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -32,6 +33,24 @@ _WHSEC = re.compile(r"whsec_[A-Za-z0-9]+|sk_(?:test|live)_[A-Za-z0-9]+|v1=[0-9a-
 _ALLOWED_KEYS = frozenset({"secret_index"})
 
 _configured = False
+_to_stderr = False
+
+
+class _Stream:
+    """The process's stdout (or stderr) looked up at write time, not at configure time:
+    test runners and the CLI runner swap sys.stdout per invocation."""
+
+    def write(self, text: str) -> int:
+        return (sys.stderr if _to_stderr else sys.stdout).write(text)
+
+    def flush(self) -> None:
+        (sys.stderr if _to_stderr else sys.stdout).flush()
+
+
+def log_to_stderr(enabled: bool = True) -> None:
+    """The CLI's stdout is its output (`--json | jq`), so its log lines go to stderr."""
+    global _to_stderr  # noqa: PLW0603 - one process-wide switch, read at write time
+    _to_stderr = enabled
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -77,8 +96,7 @@ def configure_logging(level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        # No file argument: print to whatever sys.stdout is at call time (test capture too).
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=structlog.PrintLoggerFactory(_Stream()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     _configured = True

@@ -7,11 +7,8 @@ builders, when a command body first asks for one.
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from typing import TYPE_CHECKING
-
-import structlog
 
 if TYPE_CHECKING:
     from functions.firestore_repository import FirestoreRepository
@@ -26,24 +23,13 @@ if TYPE_CHECKING:
 # ruff: noqa: PLC0415 - lazy imports are the point of this module (see the docstring)
 
 
-class _Stderr:
-    """sys.stderr looked up at write time (test runners swap it per invocation)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-@cache
 def _logs_to_stderr() -> None:
     # The adapters log JSON lines for Cloud Logging on stdout; in the CLI stdout belongs to
     # the command's output (`--json | jq` must parse), so their lines go to stderr.
-    from functions.log import configure_logging
+    from functions.log import configure_logging, log_to_stderr
 
     configure_logging()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
+    log_to_stderr()
 
 
 def repository() -> FirestoreRepository:
