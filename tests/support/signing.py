@@ -1,27 +1,22 @@
 """Signed Stripe webhook requests for tests, exactly Stripe's scheme.
 
 `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, each v1 an HMAC-SHA256 with one
-endpoint secret over `f"{t}.{body}"`. Implemented here with hmac (not the SDK) so the
-tests check the webhook against the scheme, not the SDK against itself.
+endpoint secret over `f"{t}.{body}"`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+# One implementation of Stripe's scheme (plain hmac, not the SDK, so the webhook is tested
+# against the scheme rather than the SDK against itself); shared with the demo and bench.
+from infra.local.signing import sign, signature
 
-def signature(body: bytes, secret: str, timestamp: int) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def sign(body: bytes, secrets: Sequence[str], timestamp: int) -> str:
-    return ",".join([f"t={timestamp}"] + [f"v1={signature(body, s, timestamp)}" for s in secrets])
+__all__ = ["encode", "sign", "signature", "signed_headers", "stripe_event"]
 
 
 def stripe_event(
