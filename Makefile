@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions statemachine schemas infra main.py
+	$(VENV)/bin/mypy functions statemachine schemas infra bench main.py
 
 # pytest exits 5 when it collected nothing; make treats any non-zero exit as failure.
 test: lint typecheck

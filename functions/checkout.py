@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.accounts import AccountStore, FirestoreAccountStore
 from functions.auth import AuthSettings, Unauthenticated, auth_settings, verify_bearer
-from functions.config import ConfigError, StripeApiSettings, _load
+from functions.config import ConfigError, StripeApiSettings, load_settings
 from functions.errors import TransientError
 from functions.log import get_logger
 from functions.stripe_gateway import (
@@ -78,7 +78,7 @@ class CheckoutSettings(StripeApiSettings):
 
 @cache
 def checkout_settings() -> CheckoutSettings:
-    return _load(CheckoutSettings)
+    return load_settings(CheckoutSettings)
 
 
 # -- request models ---------------------------------------------------------------------

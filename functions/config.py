@@ -82,7 +82,8 @@ class StripeApiSettings(CommonSettings):
     stripe_max_requests_per_second: float = Field(default=20.0, gt=0, le=90)
 
 
-def _load(cls: type[_S]) -> _S:
+def load_settings(cls: type[_S]) -> _S:
+    """Build a settings class from the environment; ConfigError names each bad variable."""
     try:
         return cls()
     except ValidationError as exc:
@@ -95,17 +96,17 @@ def _load(cls: type[_S]) -> _S:
 
 @cache
 def webhook_settings() -> WebhookSettings:
-    return _load(WebhookSettings)
+    return load_settings(WebhookSettings)
 
 
 @cache
 def subscriber_settings() -> SubscriberSettings:
-    return _load(SubscriberSettings)
+    return load_settings(SubscriberSettings)
 
 
 @cache
 def stripe_api_settings() -> StripeApiSettings:
-    return _load(StripeApiSettings)
+    return load_settings(StripeApiSettings)
 
 
 def reset_settings_cache() -> None:

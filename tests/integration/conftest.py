@@ -6,14 +6,6 @@ exists; otherwise this module starts the Firestore emulator itself for the sessi
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +21,7 @@ from functions.catalog_sync import apply_sync, plan_sync
 from functions.checkout import reset_deps
 from functions.config import reset_settings_cache
 from functions.stripe_gateway import SdkStripeGateway
+from infra.local.emulators import Emulators
 from statemachine.catalog import CATALOG
 from tests.support.stripe_server import StripeServer
 
@@ -40,47 +33,10 @@ def stripe_server() -> Iterator[StripeServer]:
     server.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
-def firestore_emulator(request: pytest.FixtureRequest) -> Iterator[str]:
-    with contextlib.suppress(pytest.FixtureLookupError):
-        request.getfixturevalue("emulators")
-    host = os.environ.get("FIRESTORE_EMULATOR_HOST")
-    if host:
-        yield host
-        return
-    if shutil.which("gcloud") is None:
-        pytest.skip("gcloud (Firestore emulator) not installed")
-    host = f"127.0.0.1:{_free_port()}"
-    proc = subprocess.Popen(
-        ["gcloud", "emulators", "firestore", "start", f"--host-port={host}", "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{host}/", timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                pytest.fail("Firestore emulator did not start")
-            time.sleep(0.3)
-    os.environ["FIRESTORE_EMULATOR_HOST"] = host
-    try:
-        yield host
-    finally:
-        os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+def firestore_emulator(emulators: Emulators) -> str:
+    """The session's Firestore emulator (a missing emulator stops the run, never skips)."""
+    return emulators.firestore_host
 
 
 @pytest.fixture
