@@ -14,7 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path("/work/shared/stripe-fixtures/fixtures3.json")
+# shared/ sits beside the repository (as in CI: a fresh clone with shared/ next to it).
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "fixtures3.json"
 API_VERSION = "2025-03-31.basil"
 PERIOD = 30 * 86400
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-FIXTURES = Path("/work/shared/stripe-fixtures/fixtures3.json")
+# shared/ sits beside the repository (as in CI: a fresh clone with shared/ next to it).
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-fixtures" / "fixtures3.json"
 _INT_FIELDS = {
     "unit_amount",
     "quantity",
