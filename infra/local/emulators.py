@@ -68,15 +68,21 @@ class _Process:
     log: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc, grace_seconds=15)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
+    """SIGTERM the whole group (gcloud and functions-framework fork children), then KILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_seconds)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
 
 
 def _start(name: str, args: list[str], host: str, log_dir: Path) -> _Process:

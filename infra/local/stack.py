@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from functions.config import CommonSettings
-from infra.local.emulators import Emulators, start_emulators
+from infra.local.emulators import Emulators, start_emulators, stop_process_group
 from infra.local.signing import sign
 from infra.local.topology import desired_topology, provision
 
@@ -75,15 +75,7 @@ class RunningFunction:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc)
 
 
 def start_function(
