@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 
 # pytest exits 5 when it collected nothing; make treats any non-zero exit as failure.
 test: lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider --cov --cov-report=term-missing:skip-covered
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 --cov --cov-report=term-missing:skip-covered
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not emulator"
