@@ -13,7 +13,13 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.errors import TransientError
-from functions.repository import ApplyResult, DecideFn, Operation
+from functions.repository import (
+    ApplyResult,
+    DecideFn,
+    Operation,
+    history_entry,
+    outbox_entry,
+)
 from schemas.documents import (
     AccountLink,
     BillingRecord,
@@ -22,7 +28,6 @@ from schemas.documents import (
     OutboxEntry,
     ProcessedEvent,
 )
-from statemachine import entitlement_message
 
 CUSTOMERS = "customers"
 HISTORY = "history"
@@ -102,34 +107,15 @@ class FirestoreRepository:
 
             txn.create(marker_ref, self._marker(op, decision.kind, expire_at))
             txn.set(cust_ref, _dump(new))
-            entry = HistoryEntry(
-                event_id=op.op_id,
-                event_type=op.op_type,
-                from_status=current.status,
-                to_status=new.status,
-                decision=decision.kind,
-                reason=decision.reason,
-                trigger=decision.transition.trigger if decision.transition else None,
-                version=new.version,
-                at=op.at,
-                source=op.source,
+            txn.set(
+                cust_ref.collection(HISTORY).document(op.op_id),
+                _dump(history_entry(op, current, decision)),
             )
-            txn.set(cust_ref.collection(HISTORY).document(op.op_id), _dump(entry))
             outbox_version = None
             if decision.entitlements_changed:
-                message = entitlement_message(new, op.op_id, op.at).model_copy(
-                    update={"trace_id": op.trace_id}
-                )
-                outbox = OutboxEntry(
-                    customer_id=new.customer_id,
-                    version=new.version,
-                    payload=_dump(message),
-                    causing_event_id=op.op_id,
-                    created_at=time.time(),
-                    trace_id=op.trace_id,
-                )
                 txn.create(
-                    cust_ref.collection(OUTBOX).document(f"{new.version:012d}"), _dump(outbox)
+                    cust_ref.collection(OUTBOX).document(f"{new.version:012d}"),
+                    _dump(outbox_entry(op, new)),
                 )
                 outbox_version = new.version
             if link_ref is not None and new.account_id:

@@ -9,6 +9,7 @@ once (transaction retries), so it must be pure: it is, it is the domain.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -19,6 +20,7 @@ from schemas.documents import (
     HistoryEntry,
     OutboxEntry,
 )
+from statemachine import entitlement_message
 from statemachine.decision import Decision
 
 Source = Literal["webhook", "replay", "reconcile", "override", "reevaluate"]
@@ -42,6 +44,37 @@ class ApplyResult:
     duplicate: bool
     decision: Decision | None  # None when duplicate or when there is no customer
     outbox_version: int | None  # the version written to the outbox, if any
+
+
+def history_entry(op: Operation, before: BillingRecord, decision: Decision) -> HistoryEntry:
+    """The audit entry every adapter appends for an applied operation."""
+    return HistoryEntry(
+        event_id=op.op_id,
+        event_type=op.op_type,
+        from_status=before.status,
+        to_status=decision.record.status,
+        decision=decision.kind,
+        reason=decision.reason,
+        trigger=decision.transition.trigger if decision.transition else None,
+        version=decision.record.version,
+        at=op.at,
+        source=op.source,
+    )
+
+
+def outbox_entry(op: Operation, record: BillingRecord) -> OutboxEntry:
+    """The entitlement-changed message to relay for the record's (new) version."""
+    message = entitlement_message(record, op.op_id, op.at).model_copy(
+        update={"trace_id": op.trace_id}
+    )
+    return OutboxEntry(
+        customer_id=record.customer_id,
+        version=record.version,
+        payload=message.model_dump(mode="json"),
+        causing_event_id=op.op_id,
+        created_at=time.time(),
+        trace_id=op.trace_id,
+    )
 
 
 class BillingRepository(Protocol):

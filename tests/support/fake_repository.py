@@ -4,9 +4,14 @@ behaviour as the Firestore adapter (tests/integration/test_repository_contract.p
 from __future__ import annotations
 
 import threading
-import time
 
-from functions.repository import ApplyResult, DecideFn, Operation
+from functions.repository import (
+    ApplyResult,
+    DecideFn,
+    Operation,
+    history_entry,
+    outbox_entry,
+)
 from schemas.documents import (
     AccountLink,
     BillingRecord,
@@ -14,7 +19,6 @@ from schemas.documents import (
     HistoryEntry,
     OutboxEntry,
 )
-from statemachine import entitlement_message
 
 
 class FakeRepository:
@@ -40,32 +44,11 @@ class FakeRepository:
             self.markers.add(op.op_id)
             self.records[op.customer_id] = new
             self.history_entries.setdefault(op.customer_id, []).append(
-                HistoryEntry(
-                    event_id=op.op_id,
-                    event_type=op.op_type,
-                    from_status=current.status,
-                    to_status=new.status,
-                    decision=decision.kind,
-                    reason=decision.reason,
-                    trigger=decision.transition.trigger if decision.transition else None,
-                    version=new.version,
-                    at=op.at,
-                    source=op.source,
-                )
+                history_entry(op, current, decision)
             )
             version = None
             if decision.entitlements_changed:
-                message = entitlement_message(new, op.op_id, op.at).model_copy(
-                    update={"trace_id": op.trace_id}
-                )
-                self.outbox[(op.customer_id, new.version)] = OutboxEntry(
-                    customer_id=op.customer_id,
-                    version=new.version,
-                    payload=message.model_dump(mode="json"),
-                    causing_event_id=op.op_id,
-                    created_at=time.time(),
-                    trace_id=op.trace_id,
-                )
+                self.outbox[(op.customer_id, new.version)] = outbox_entry(op, new)
                 version = new.version
             if new.account_id and new.account_id != current.account_id:
                 prior = self.accounts.get(new.account_id)
