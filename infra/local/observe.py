@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Observed:
     data: bytes
     attributes: dict[str, str]
+    ordering_key: str = ""
+    message_id: str = ""
+
+
+def pull_once(client: Any, path: str) -> list[Observed]:
+    """One pull of up to 100 messages, acknowledged before returning."""
+    response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
+    if not response.received_messages:
+        return []
+    client.acknowledge(
+        request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
+    )
+    return [
+        Observed(
+            bytes(m.message.data),
+            dict(m.message.attributes),
+            m.message.ordering_key,
+            m.message.message_id,
+        )
+        for m in response.received_messages
+    ]
 
 
 def drain(project: str, subscription: str, quiet_seconds: float = 1.5) -> list[Observed]:
@@ -26,21 +48,12 @@ def drain(project: str, subscription: str, quiet_seconds: float = 1.5) -> list[O
     last = time.monotonic()
     try:
         while time.monotonic() - last < quiet_seconds:
-            response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
-            if not response.received_messages:
+            batch = pull_once(client, path)
+            if not batch:
                 time.sleep(0.1)
                 continue
             last = time.monotonic()
-            received += [
-                Observed(bytes(m.message.data), dict(m.message.attributes))
-                for m in response.received_messages
-            ]
-            client.acknowledge(
-                request={
-                    "subscription": path,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
+            received += batch
     finally:
         client.close()
     return received

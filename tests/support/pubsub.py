@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from google.cloud.pubsub_v1 import SubscriberClient
 
+from infra.local.observe import Observed, pull_once
 
-@dataclass(frozen=True)
-class Received:
-    data: bytes
-    attributes: dict[str, str]
-    ordering_key: str
-    message_id: str
+# What arrived on a subscription: data, attributes, ordering key and message id.
+Received = Observed
 
 
 def pull_all(
@@ -29,25 +25,13 @@ def pull_all(
         while time.monotonic() < end:
             if expect is not None and len(out) >= expect:
                 break
-            response = client.pull(request={"subscription": path, "max_messages": 100}, timeout=5)
-            if not response.received_messages:
+            batch = pull_once(client, path)
+            if not batch:
                 if expect is None and out:
                     break
                 time.sleep(0.1)
                 continue
-            for item in response.received_messages:
-                msg = item.message
-                out.append(
-                    Received(
-                        bytes(msg.data), dict(msg.attributes), msg.ordering_key, msg.message_id
-                    )
-                )
-            client.acknowledge(
-                request={
-                    "subscription": path,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
+            out += batch
     finally:
         client.close()
     return out
