@@ -1,4 +1,4 @@
-"""PubSubPublisher against the emulator: failures are TransientError, keys never stay stuck."""
+"""PubSubPublisher against the emulator: failures are TransientError, a key never stays stuck."""
 
 from __future__ import annotations
 
