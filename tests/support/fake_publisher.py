@@ -1,4 +1,10 @@
-"""In-memory Publisher for unit tests of handlers; the real adapter is tested on the emulator."""
+"""In-memory Publisher for unit tests of handlers.
+
+It keeps the real adapter's contract (tests/integration/test_publisher_contract.py runs
+one suite against both): ids are distinct, data and attributes are kept as given, a
+missing topic and an empty message fail with TransientError naming the topic, and a
+failure leaves nothing behind that could block a later publish.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +25,12 @@ class Published:
 
 
 class FakePublisher:
-    def __init__(self) -> None:
+    def __init__(self, topics: set[str] | None = None) -> None:
         self._lock = threading.Lock()
         self.messages: list[Published] = []
-        # Topics that fail like an unreachable Pub/Sub or a missing topic.
+        # The topics that exist, like a provisioned project; None accepts any topic.
+        self.topics: set[str] | None = None if topics is None else set(topics)
+        # Topics that fail like an unreachable Pub/Sub.
         self.failing_topics: set[str] = set()
 
     def publish(
@@ -36,9 +44,16 @@ class FakePublisher:
     ) -> str:
         if topic in self.failing_topics:
             raise TransientError(f"publish to topic {topic!r} failed: injected")
+        if self.topics is not None and topic not in self.topics:
+            raise TransientError(f"publish to topic {topic!r} failed: NotFound: no such topic")
+        if not data and not attributes:
+            # Pub/Sub rejects a message with neither data nor attributes (InvalidArgument).
+            raise TransientError(f"publish to topic {topic!r} failed: message is empty")
         with self._lock:
             message_id = str(len(self.messages) + 1)
-            self.messages.append(Published(topic, data, dict(attributes), ordering_key, message_id))
+            self.messages.append(
+                Published(topic, bytes(data), dict(attributes), ordering_key, message_id)
+            )
             return message_id
 
     def on(self, topic: str) -> list[Published]:
