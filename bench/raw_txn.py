@@ -2,8 +2,9 @@
 
 The writes are pre-built dicts, computed before the clock starts by running the domain
 in memory over the same events, so each raw transaction does exactly the reads and
-writes FirestoreRepository.apply does for that event (marker and record reads; marker,
-record, history and, when entitlements changed, outbox writes) and nothing else.
+writes FirestoreRepository.apply does for that event (marker and record in one batched
+read, then the customer's newest outbox entry; marker, record, history and, when
+entitlements changed, outbox writes) and nothing else.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Writes:
     history: dict[str, Any]
     outbox: dict[str, Any] | None
     outbox_id: str | None
+    newest_outbox_id: str | None  # the entry apply reads to prove the outbox backlog-free
 
 
 def precompute(events: list[dict[str, Any]], policy: Policy) -> list[Writes]:
@@ -89,6 +91,7 @@ def precompute(events: list[dict[str, Any]], policy: Policy) -> list[Writes]:
                 history=history,
                 outbox=outbox,
                 outbox_id=outbox_id,
+                newest_outbox_id=f"{current.version:012d}" if current.version else None,
             )
         )
     return out
@@ -100,8 +103,9 @@ def raw_apply(db: firestore.Client, writes: Writes) -> None:
 
     @firestore.transactional
     def run(txn: firestore.Transaction) -> None:
-        marker_ref.get(transaction=txn)
-        cust_ref.get(transaction=txn)
+        list(txn.get_all([marker_ref, cust_ref]))
+        if writes.newest_outbox_id is not None:
+            cust_ref.collection("outbox").document(writes.newest_outbox_id).get(transaction=txn)
         txn.create(marker_ref, writes.marker)
         txn.set(cust_ref, writes.record)
         txn.set(cust_ref.collection("history").document(writes.event_id), writes.history)

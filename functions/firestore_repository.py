@@ -87,12 +87,18 @@ class FirestoreRepository:
         @firestore.transactional
         def run(txn: firestore.Transaction) -> ApplyResult:
             # All reads come before all writes: Firestore transactions require it.
-            if marker_ref.get(transaction=txn, timeout=_TIMEOUT).exists:
-                return ApplyResult(duplicate=True, decision=None, outbox_version=None)
             if decide is None or cust_ref is None:
+                if marker_ref.get(transaction=txn, timeout=_TIMEOUT).exists:
+                    return ApplyResult(duplicate=True, decision=None, outbox_version=None)
                 txn.create(marker_ref, self._marker(op, "ignored", expire_at))
                 return ApplyResult(duplicate=False, decision=None, outbox_version=None)
-            snap = cust_ref.get(transaction=txn, timeout=_TIMEOUT)
+            # Marker and record in one round trip; get_all yields in no particular order.
+            snaps = {
+                s.reference.path: s for s in txn.get_all([marker_ref, cust_ref], timeout=_TIMEOUT)
+            }
+            if snaps[marker_ref.path].exists:
+                return ApplyResult(duplicate=True, decision=None, outbox_version=None)
+            snap = snaps[cust_ref.path]
             current = (
                 BillingRecord.model_validate(snap.to_dict())
                 if snap.exists
@@ -104,6 +110,7 @@ class FirestoreRepository:
             if new.account_id and new.account_id != current.account_id:
                 link_ref = db.collection(ACCOUNTS).document(new.account_id)
                 link_snap = link_ref.get(transaction=txn, timeout=_TIMEOUT)
+            backlog_free = self._newest_entry_sent(txn, cust_ref, current.version)
 
             txn.create(marker_ref, self._marker(op, decision.kind, expire_at))
             txn.set(cust_ref, _dump(new))
@@ -111,13 +118,13 @@ class FirestoreRepository:
                 cust_ref.collection(HISTORY).document(op.op_id),
                 _dump(history_entry(op, current, decision)),
             )
-            outbox_version = None
+            written: tuple[OutboxEntry, ...] = ()
             if decision.entitlements_changed:
+                entry = outbox_entry(op, new)
                 txn.create(
-                    cust_ref.collection(OUTBOX).document(f"{new.version:012d}"),
-                    _dump(outbox_entry(op, new)),
+                    cust_ref.collection(OUTBOX).document(f"{new.version:012d}"), _dump(entry)
                 )
-                outbox_version = new.version
+                written = (entry,)
             if link_ref is not None and new.account_id:
                 prior = (
                     link_snap.to_dict() if link_snap is not None and link_snap.exists else None
@@ -129,11 +136,30 @@ class FirestoreRepository:
                     trial_used=bool(prior.get("trial_used", False)),
                 )
                 txn.set(link_ref, _dump(link))
-            return ApplyResult(duplicate=False, decision=decision, outbox_version=outbox_version)
+            return ApplyResult(
+                duplicate=False,
+                decision=decision,
+                outbox_version=written[0].version if written else None,
+                pending=written if backlog_free else None,
+            )
 
         with _transient_errors("transaction"):
             result: ApplyResult = run(db.transaction(max_attempts=5))
         return result
+
+    @staticmethod
+    def _newest_entry_sent(txn: firestore.Transaction, cust_ref: Any, version: int) -> bool:
+        """Whether the customer's newest outbox entry before this transaction is sent.
+
+        Versions are contiguous (each bump writes its entry) and relays mark them sent in
+        order, so a sent newest entry means nothing older is waiting either. Read inside
+        the transaction, which replaces a query of the outbox after every commit.
+        """
+        if version == 0:
+            return True
+        ref = cust_ref.collection(OUTBOX).document(f"{version:012d}")
+        snap = ref.get(transaction=txn, timeout=_TIMEOUT)
+        return bool(snap.exists and (snap.to_dict() or {}).get("sent") is True)
 
     @staticmethod
     def _marker(op: Operation, decision: str, expire_at: datetime) -> dict[str, Any]:

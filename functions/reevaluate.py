@@ -53,7 +53,7 @@ def reevaluate_due(
             source="reevaluate",
         )
         result = repo.apply(op, decide, marker_ttl_days=marker_ttl_days)
-        relay.relay_customer(customer_id)
+        relay.relay_customer(customer_id, result.pending)
         if not result.duplicate and result.decision and result.decision.entitlements_changed:
             changed += 1
             log.info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from functions.log import get_logger
@@ -53,10 +53,16 @@ class OutboxRelay:
         self._topic = topic
         self._clock = clock
 
-    def relay_customer(self, customer_id: str) -> int:
-        """Publish all unsent entries of one customer in order; raises TransientError."""
+    def relay_customer(self, customer_id: str, pending: Sequence[OutboxEntry] | None = None) -> int:
+        """Publish all unsent entries of one customer in order; raises TransientError.
+
+        `pending` is the complete unsent list when the caller's transaction proved it
+        (ApplyResult.pending), which saves a query; None reads it from the outbox.
+        """
+        if pending is None:
+            pending = self._repo.pending_outbox(customer_id)
         published = 0
-        for entry in self._repo.pending_outbox(customer_id):
+        for entry in pending:
             data, attributes = encode(entry)
             log = get_logger(
                 component="relay",

@@ -44,6 +44,11 @@ class ApplyResult:
     duplicate: bool
     decision: Decision | None  # None when duplicate or when there is no customer
     outbox_version: int | None  # the version written to the outbox, if any
+    # Every unsent outbox entry of the customer right after the commit, oldest first, when
+    # the transaction could prove the list complete; None when it could not (the relay then
+    # reads the outbox). Proof: relays mark versions sent in order, so once the newest
+    # entry before this transaction is sent, every older one is too.
+    pending: tuple[OutboxEntry, ...] | None = None
 
 
 def history_entry(op: Operation, before: BillingRecord, decision: Decision) -> HistoryEntry:

@@ -165,7 +165,7 @@ class Subscriber:
             )
         if customer_id:
             # Also on duplicates: a redelivery is how a failed relay gets another go.
-            self.relay.relay_customer(customer_id)
+            self.relay.relay_customer(customer_id, result.pending)
         if result.duplicate:
             kind = "duplicate"
         elif result.decision is None:

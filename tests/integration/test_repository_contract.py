@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from functions.firestore_repository import FirestoreRepository
-from functions.repository import BillingRepository, Operation
+from functions.repository import ApplyResult, BillingRepository, Operation
 from schemas.documents import BillingRecord, FailureRecord
 from schemas.entitlements import AccessLevel, AccountMessage, Entitlements, Limits
 from statemachine.decision import Decision, Transition
@@ -114,6 +114,33 @@ def test_outbox_versions_order_mark_sent_and_stale_query(repo: BillingRepository
     stale = repo.stale_outbox(time.time() + 1)
     assert [(e.customer_id, e.version) for e in stale] == [("cus_1", 2), ("cus_2", 1)]
     assert repo.stale_outbox(time.time() - 3600) == []
+
+
+def test_pending_is_the_whole_unsent_list_only_when_the_transaction_can_prove_it(
+    repo: BillingRepository,
+) -> None:
+    def pending_versions(result: ApplyResult) -> list[int] | None:
+        return None if result.pending is None else [e.version for e in result.pending]
+
+    # A new customer has nothing older: the entry just written is all there is.
+    first = repo.apply(op("evt_1"), activate(), marker_ttl_days=35)
+    assert pending_versions(first) == [1]
+    assert first.pending == tuple(repo.pending_outbox("cus_1"))
+    # Version 1 still unsent (its relay failed): the next transaction cannot vouch.
+    second = repo.apply(op("evt_2", at=1_700_000_001), activate(), marker_ttl_days=35)
+    assert pending_versions(second) is None
+    assert [e.version for e in repo.pending_outbox("cus_1")] == [1, 2]
+    # Relayed in order: now the newest is sent, so the next change is alone again...
+    repo.mark_sent("cus_1", 1, time.time())
+    repo.mark_sent("cus_1", 2, time.time())
+    third = repo.apply(op("evt_3", at=1_700_000_002), activate(), marker_ttl_days=35)
+    assert pending_versions(third) == [3]
+    # ...a change-free event proves an empty list, and a duplicate proves nothing.
+    repo.mark_sent("cus_1", 3, time.time())
+    assert (
+        pending_versions(repo.apply(op("evt_4", at=1_700_000_003), noop, marker_ttl_days=35)) == []
+    )
+    assert repo.apply(op("evt_4"), noop, marker_ttl_days=35).pending is None
 
 
 def test_account_link_is_created_and_found(repo: BillingRepository) -> None:

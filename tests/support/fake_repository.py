@@ -46,10 +46,13 @@ class FakeRepository:
             self.history_entries.setdefault(op.customer_id, []).append(
                 history_entry(op, current, decision)
             )
-            version = None
+            newest = self.outbox.get((op.customer_id, current.version))
+            backlog_free = current.version == 0 or (newest is not None and newest.sent)
+            written: tuple[OutboxEntry, ...] = ()
             if decision.entitlements_changed:
-                self.outbox[(op.customer_id, new.version)] = outbox_entry(op, new)
-                version = new.version
+                entry = outbox_entry(op, new)
+                self.outbox[(op.customer_id, new.version)] = entry
+                written = (entry,)
             if new.account_id and new.account_id != current.account_id:
                 prior = self.accounts.get(new.account_id)
                 self.accounts[new.account_id] = AccountLink(
@@ -58,7 +61,12 @@ class FakeRepository:
                     linked_at=op.at,
                     trial_used=prior.trial_used if prior else False,
                 )
-            return ApplyResult(duplicate=False, decision=decision, outbox_version=version)
+            return ApplyResult(
+                duplicate=False,
+                decision=decision,
+                outbox_version=written[0].version if written else None,
+                pending=written if backlog_free else None,
+            )
 
     def get_record(self, customer_id: str) -> BillingRecord | None:
         return self.records.get(customer_id)
