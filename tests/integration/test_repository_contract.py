@@ -53,7 +53,7 @@ def noop(record: BillingRecord) -> Decision:
     return Decision(kind="noop", record=record, reason="nothing changes")
 
 
-@pytest.fixture(params=["fake", "firestore"])
+@pytest.fixture(params=["fake", pytest.param("firestore", marks=pytest.mark.emulator)])
 def repo(request: pytest.FixtureRequest) -> Iterator[BillingRepository]:
     if request.param == "fake":
         yield FakeRepository()
