@@ -89,7 +89,7 @@ class BenchSession:
             else:
                 running = start_function(target, port, env, source=source, log_path=log_path)
             self._procs.append(running)
-            self.servers[name] = Server(name, port, running.proc.pid)
+            self.servers[name] = Server(name, port, running.proc.pid, log_path)
 
     def stop_servers(self) -> None:
         for name, server in self.servers.items():
@@ -111,6 +111,8 @@ class BenchSession:
         results: dict[str, Any] = {}
         ours, inline, bare = self.servers["ours"], self.servers["inline"], self.servers["bare"]
         publish_only = self.servers["publish_only"]
+        self.log("warming up the servers and the emulators behind them")
+        webhook_bench.warm_up([ours, inline, bare, publish_only], self.secret)
         results["webhook_ack"] = {}
         for kb in webhook_bench.SIZES_KB:
             self.log(f"1. webhook ack at {kb} KB: ours vs inline")
@@ -158,7 +160,10 @@ class BenchSession:
             self.log(f"3. subscriber throughput, round {n + 1}/{counts.subscriber_rounds}")
             rounds.append(
                 subscriber_bench.subscriber_round(
-                    SUBSCRIBER_PROJECT, counts.subscriber_customers, counts.workers
+                    SUBSCRIBER_PROJECT,
+                    counts.subscriber_customers,
+                    counts.workers,
+                    reverse=n % 2 == 1,
                 )
             )
         events = sum(r.events for r in rounds)

@@ -90,35 +90,50 @@ class ThroughputRound:
     events: int
 
 
-def subscriber_round(pubsub_project: str, customers: int, workers: int) -> ThroughputRound:
-    """One round: raw transactions, our apply alone, then the whole subscriber."""
+def subscriber_round(
+    pubsub_project: str, customers: int, workers: int, reverse: bool = False
+) -> ThroughputRound:
+    """One round: raw transactions, our apply alone, the whole subscriber (each on fresh
+    customers in its own database). `reverse` runs them the other way round, so alternate
+    rounds cancel the drift of a warming or busy machine instead of favouring one side."""
     tag = uuid.uuid4().hex[:6]
     streams = stories(customers, tag)
     events = sum(len(s) for s in streams)
 
-    raw_db = firestore.Client(project=f"bench-raw-{tag}")
-    by_customer: dict[str, list[Any]] = defaultdict(list)
-    for writes in precompute([e for s in streams for e in s], POLICY):
-        by_customer[writes.customer_id].append(writes)
-    raw_elapsed, _ = run_streams(
-        list(by_customer.values()), lambda w: raw_apply(raw_db, w), workers
-    )
+    def raw() -> float:
+        raw_db = firestore.Client(project=f"bench-raw-{tag}")
+        by_customer: dict[str, list[Any]] = defaultdict(list)
+        for writes in precompute([e for s in streams for e in s], POLICY):
+            by_customer[writes.customer_id].append(writes)
+        elapsed, _ = run_streams(
+            list(by_customer.values()), lambda w: raw_apply(raw_db, w), workers
+        )
+        return elapsed
 
-    repo = FirestoreRepository(f"bench-apply-{tag}")
-    apply_elapsed, _ = run_streams(
-        [[_apply_op(e) for e in s] for s in streams],
-        lambda op: repo.apply(op[0], op[1], marker_ttl_days=35),
-        workers,
-    )
+    def apply_only() -> float:
+        repo = FirestoreRepository(f"bench-apply-{tag}")
+        elapsed, _ = run_streams(
+            [[_apply_op(e) for e in s] for s in streams],
+            lambda op: repo.apply(op[0], op[1], marker_ttl_days=35),
+            workers,
+        )
+        return elapsed
 
-    subscriber = make_subscriber(f"bench-sub-{tag}", pubsub_project)
-    ours_elapsed, _ = run_streams(
-        [[message_of(e) for e in s] for s in streams], _handler(subscriber), workers
-    )
+    def ours() -> float:
+        subscriber = make_subscriber(f"bench-sub-{tag}", pubsub_project)
+        elapsed, _ = run_streams(
+            [[message_of(e) for e in s] for s in streams], _handler(subscriber), workers
+        )
+        return elapsed
+
+    order = [("raw", raw), ("apply", apply_only), ("ours", ours)]
+    if reverse:
+        order.reverse()
+    elapsed = {name: run() for name, run in order}
     return ThroughputRound(
-        ours_eps=events / ours_elapsed,
-        raw_eps=events / raw_elapsed,
-        apply_only_eps=events / apply_elapsed,
+        ours_eps=events / elapsed["ours"],
+        raw_eps=events / elapsed["raw"],
+        apply_only_eps=events / elapsed["apply"],
         events=events,
     )
 
