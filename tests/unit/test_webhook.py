@@ -252,6 +252,20 @@ def test_publish_failure_is_503_so_stripe_retries(
     )
 
 
+@freeze_time("2025-06-15 15:06:40", tick=True)  # ticking: durations must not be zero
+def test_publish_time_is_logged_apart_from_the_request_time(
+    handler: WebhookHandler, publisher: FakePublisher, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = encode(stripe_event())
+    assert call(handler, body, signed(body, OLD))[0] == 200
+    ok = last_line(capsys, "webhook_request")
+    publisher.failing_topics.add(TOPIC)
+    assert call(handler, body, signed(body, OLD))[0] == 503
+    failed = last_line(capsys, "webhook_request")
+    for line in (ok, failed):
+        assert 0 < line["publish_ms"] <= line["latency_ms"]
+
+
 def test_envelope_customer_from_reference_expanded_object_or_customer_event() -> None:
     plain = parse_envelope(encode(stripe_event(customer="cus_1")))
     expanded = parse_envelope(
