@@ -68,7 +68,7 @@ def webhook(workdir: Path, seconds: int = 8) -> str:
     raw = workdir / "webhook.spy"
     try:
         server = webhook_bench.Server("ours", port, running.proc.pid)
-        webhook_bench.throughput(server, 10, 300, 16, SECRET)
+        webhook_bench.throughput([server], 10, 300, 16, SECRET)
         pid, duration = str(running.proc.pid), str(seconds)
         sampler = subprocess.Popen(
             [
@@ -91,7 +91,7 @@ def webhook(workdir: Path, seconds: int = 8) -> str:
             stderr=subprocess.STDOUT,
         )
         time.sleep(1.0)
-        result = webhook_bench.throughput(server, 10, 2500, 16, SECRET)
+        result = webhook_bench.throughput([server], 10, 2500, 16, SECRET)[server.name]
         sampler.wait(timeout=seconds + 30)
     finally:
         running.stop()

@@ -124,19 +124,63 @@ def ack_cost(
     return summaries
 
 
+@dataclass
+class _Load:
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def _process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    # The bench client runs in this process: its threads are the load generator.
+    return {"client": time.process_time(), **{k: proc.cpu_seconds(p) for k, p in pids.items()}}
+
+
 def throughput(
-    server: Server, size_kb: int, count: int, concurrency: int, secret: str
-) -> dict[str, float]:
-    requests = signed_requests(count, size_kb, secret)
-    saturate(server.port, signed_requests(concurrency * 4, size_kb, secret), concurrency)
-    cpu_before = proc.cpu_seconds(server.pid)
-    result = saturate(server.port, requests, concurrency)
-    cpu = proc.cpu_seconds(server.pid) - cpu_before
-    data = summarize_ms(result.latencies)
-    data.update(
-        requests_per_second=round(result.throughput, 1),
-        cpu_ms_per_request=round(cpu * 1000 / len(result.latencies), 3),
-        errors=float(result.errors),
-        concurrency=float(concurrency),
-    )
-    return data
+    servers: list[Server],
+    size_kb: int,
+    count: int,
+    concurrency: int,
+    secret: str,
+    emulator_pids: dict[str, int] | None = None,
+    chunks: int = 4,
+) -> dict[str, dict[str, float]]:
+    """Closed-loop saturation, servers alternating chunk by chunk (drift hits all alike).
+
+    Besides req/s, it splits the CPU each request cost the machine by process: server,
+    emulators and the load-generating client all share the same cores, so what a
+    request costs all of them together is what bounds the rate.
+    """
+    loads = {server.name: _Load() for server in servers}
+    for server in servers:
+        saturate(server.port, signed_requests(concurrency * 4, size_kb, secret), concurrency)
+    for _ in range(chunks):
+        for server in servers:
+            requests = signed_requests(max(1, count // chunks), size_kb, secret)
+            pids = {"server": server.pid, **(emulator_pids or {})}
+            before = _process_cpu(pids)
+            result = saturate(server.port, requests, concurrency)
+            after = _process_cpu(pids)
+            load = loads[server.name]
+            load.latencies += result.latencies
+            load.elapsed += result.elapsed
+            load.errors += result.errors
+            for key in after:
+                load.cpu[key] = load.cpu.get(key, 0.0) + after[key] - before[key]
+    out: dict[str, dict[str, float]] = {}
+    for name, load in loads.items():
+        n = len(load.latencies)
+        data = summarize_ms(load.latencies)
+        data.update(
+            requests_per_second=round(n / load.elapsed, 1),
+            cpu_ms_per_request=round(load.cpu["server"] * 1000 / n, 3),
+            machine_cpu_ms_per_request=round(sum(load.cpu.values()) * 1000 / n, 3),
+            errors=float(load.errors),
+            concurrency=float(concurrency),
+        )
+        for key, seconds in load.cpu.items():
+            if key != "server":
+                data[f"cpu_ms_per_request_{key}"] = round(seconds * 1000 / n, 3)
+        out[name] = data
+    return out

@@ -115,3 +115,28 @@ def test_markdown_and_json_carry_the_same_verdicts(tmp_path: object) -> None:
     saved = json.loads(json_path.read_text())
     assert [r["met"] for r in saved["ratios"]] == [r.met for r in rows]
     assert md_path.read_text() == text
+
+
+def test_floor_and_machine_cpu_rows_explain_the_webhook_ratios() -> None:
+    results = _results()
+    ack = results["webhook_ack"]["60"]  # type: ignore[index]
+    ack["ours"].update(publish_p50_ms=1.5, publish_p99_ms=2.5)
+    tput = results["webhook_throughput"]  # type: ignore[index]
+    tput["bare"].update(machine_cpu_ms_per_request=1.5)
+    tput["ours"].update(machine_cpu_ms_per_request=4.5, cpu_ms_per_request_pubsub_emulator=1.5)
+    rows = {(r.scenario, r.metric): r for r in build_rows(results)}
+
+    floor = rows[("1 webhook ack 60 KB", "ack p99: inline / the publish inside ours")]
+    assert (floor.numerator, floor.denominator, floor.target) == (50.0, 2.5, None)
+    machine = rows[("2 webhook throughput", "machine CPU/request: bare / ours")]
+    assert machine.ratio == pytest.approx(1.5 / 4.5)
+    off_machine = rows[
+        (
+            "2 webhook throughput",
+            "machine CPU/request: bare / ours without the Pub/Sub emulator's share",
+        )
+    ]
+    assert off_machine.denominator == pytest.approx(3.0)
+    assert "derived" in off_machine.note
+    table = markdown(results, build_rows(results))
+    assert "| 60 KB | ours | 10 | 2.00 | 4.00 | 1.50 / 2.50 |" in table
