@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -118,10 +119,10 @@ def test_markdown_and_json_carry_the_same_verdicts(tmp_path: object) -> None:
 
 
 def test_floor_and_machine_cpu_rows_explain_the_webhook_ratios() -> None:
-    results = _results()
-    ack = results["webhook_ack"]["60"]  # type: ignore[index]
+    results: dict[str, Any] = _results()
+    ack = results["webhook_ack"]["60"]
     ack["ours"].update(publish_p50_ms=1.5, publish_p99_ms=2.5)
-    tput = results["webhook_throughput"]  # type: ignore[index]
+    tput = results["webhook_throughput"]
     tput["bare"].update(machine_cpu_ms_per_request=1.5)
     tput["ours"].update(machine_cpu_ms_per_request=4.5, cpu_ms_per_request_pubsub_emulator=1.5)
     rows = {(r.scenario, r.metric): r for r in build_rows(results)}
