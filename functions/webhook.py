@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
+import orjson
 import stripe
 
 from functions.config import WebhookSettings, webhook_settings
@@ -79,9 +80,20 @@ def _ref_id(value: object) -> str | None:
     return None
 
 
+def _loads(body: bytes) -> Any:
+    # orjson first: on a 60 KB event the standard parser was the largest cost of ours in
+    # the bench's profile (~0.25 ms; orjson ~0.12). It is stricter on edge cases such as
+    # lone surrogate escapes, which json accepts: those fall back rather than turn a
+    # genuine, signed Stripe event into a 400 it would retry for days.
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 def parse_envelope(body: bytes) -> Envelope:
     try:
-        doc = json.loads(body)
+        doc = _loads(body)
     except ValueError:
         raise Rejected(400, "invalid_json") from None
     if not isinstance(doc, dict):

@@ -16,7 +16,7 @@ import stripe
 from freezegun import freeze_time
 
 from functions.config import WebhookSettings
-from functions.webhook import WebhookHandler, parse_envelope, trace_context
+from functions.webhook import Rejected, WebhookHandler, parse_envelope, trace_context
 from tests.support.fake_publisher import FakePublisher
 from tests.support.logs import last_line
 from tests.support.signing import encode, sign, stripe_event
@@ -264,6 +264,18 @@ def test_publish_time_is_logged_apart_from_the_request_time(
     failed = last_line(capsys, "webhook_request")
     for line in (ok, failed):
         assert 0 < line["publish_ms"] <= line["latency_ms"]
+
+
+def test_envelope_parser_accepts_what_json_accepts_and_rejects_the_rest() -> None:
+    event = stripe_event(customer="cus_1")
+    event["data"]["object"]["description"] = "PLACEHOLDER"
+    # A lone surrogate escape: orjson refuses it, json (and so we) must not.
+    body = encode(event).replace(b'"PLACEHOLDER"', b'"\\ud800 lone surrogate"')
+    assert parse_envelope(body).customer_id == "cus_1"
+    for bad in (b"{", b"[1, 2]", b"\xff\xfe", b""):
+        with pytest.raises(Rejected) as info:
+            parse_envelope(bad)
+        assert (info.value.status, info.value.reason) == (400, "invalid_json")
 
 
 def test_envelope_customer_from_reference_expanded_object_or_customer_event() -> None:
