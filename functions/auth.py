@@ -13,22 +13,38 @@ from __future__ import annotations
 
 import time
 from functools import cache
+from typing import Any
 
 import jwt
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.config import ConfigError
 
 AUDIENCE = "dataface-billing"
 _ALGORITHM = "HS256"
+_MIN_KEY_LENGTH = 32
 
 
 class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    # 32+ bytes: HS256 with a short secret is brute-forceable offline from one token.
-    internal_auth_secret: SecretStr = Field(min_length=32)
+    # Comma-separated keys, each 32+ bytes (HS256 with a short secret is brute-forceable
+    # offline from one token). A token signed with any of them is accepted, so a rotation
+    # can run "new,old" while the product backend switches: no window of 401s.
+    internal_auth_secret: SecretStr
+
+    @field_validator("internal_auth_secret")
+    @classmethod
+    def _keys_long_enough(cls, value: SecretStr) -> SecretStr:
+        keys = value.get_secret_value().split(",")
+        if any(len(key.strip()) < _MIN_KEY_LENGTH for key in keys):
+            raise ValueError(f"every key must be at least {_MIN_KEY_LENGTH} characters")
+        return value
+
+    def signing_keys(self) -> list[str]:
+        return [key.strip() for key in self.internal_auth_secret.get_secret_value().split(",")]
+
     internal_auth_audience: str = AUDIENCE
     # Tokens living longer than this are refused even if their exp says otherwise.
     internal_auth_max_ttl_seconds: int = Field(default=300, ge=10, le=3600)
@@ -69,21 +85,32 @@ def verify_bearer(authorization: str | None, settings: AuthSettings) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("expected 'Authorization: Bearer <token>'")
-    try:
-        claims = jwt.decode(
-            token.strip(),
-            settings.internal_auth_secret.get_secret_value(),
-            # Pinned: never let the token choose its algorithm ("none", or RS/HS confusion).
-            algorithms=[_ALGORITHM],
-            audience=settings.internal_auth_audience,
-            leeway=settings.internal_auth_leeway_seconds,
-            options={"require": ["sub", "aud", "exp", "iat"]},
-        )
-    except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+    claims = _decode(token.strip(), settings)
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthenticated("invalid token: no subject")
     if int(claims["exp"]) - int(claims["iat"]) > settings.internal_auth_max_ttl_seconds:
         raise Unauthenticated("invalid token: lifetime longer than allowed")
     return sub
+
+
+def _decode(token: str, settings: AuthSettings) -> dict[str, Any]:
+    error: jwt.PyJWTError = jwt.InvalidSignatureError("no key")
+    for key in settings.signing_keys():
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                # Pinned: never let the token choose its algorithm ("none", or RS/HS confusion).
+                algorithms=[_ALGORITHM],
+                audience=settings.internal_auth_audience,
+                leeway=settings.internal_auth_leeway_seconds,
+                options={"require": ["sub", "aud", "exp", "iat"]},
+            )
+        except jwt.InvalidSignatureError as exc:
+            error = exc  # perhaps signed with the other key of a rotation
+            continue
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+        return claims
+    raise Unauthenticated(f"invalid token: {type(error).__name__}")

@@ -71,3 +71,28 @@ def test_token_without_subject_or_iat_is_rejected() -> None:
 def test_short_secret_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         AuthSettings(internal_auth_secret="too-short")
+
+
+def test_rotation_accepts_either_key_until_the_old_one_is_dropped() -> None:
+    new, old = "n" * 40, "o" * 40
+    during = AuthSettings(internal_auth_secret=f"{new}, {old}")
+    after = AuthSettings(internal_auth_secret=new)
+    from_old, from_new = issue_token("acct_1", old), issue_token("acct_2", new)
+    assert verify_bearer(f"Bearer {from_old}", during) == "acct_1"
+    assert verify_bearer(f"Bearer {from_new}", during) == "acct_2"
+    assert verify_bearer(f"Bearer {from_new}", after) == "acct_2"
+    with pytest.raises(Unauthenticated, match="InvalidSignatureError"):
+        verify_bearer(f"Bearer {from_old}", after)
+
+
+def test_a_token_failing_for_another_reason_is_not_retried_with_the_next_key() -> None:
+    expired = issue_token("acct_1", "o" * 40, ttl_seconds=60, now=time.time() - 200)
+    with pytest.raises(Unauthenticated, match="ExpiredSignatureError"):
+        verify_bearer(
+            f"Bearer {expired}", AuthSettings(internal_auth_secret="n" * 40 + "," + "o" * 40)
+        )
+
+
+def test_every_key_of_a_rotation_must_be_long_enough() -> None:
+    with pytest.raises(ValueError, match="at least 32"):
+        AuthSettings(internal_auth_secret="n" * 40 + ",short")
