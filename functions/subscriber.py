@@ -29,6 +29,14 @@ from schemas.stripe import StripeEvent
 from statemachine.decision import Policy
 
 _MAX_REASON = 500
+# Pub/Sub refuses an attribute value over 1024 bytes; a reason quoting non-ASCII input can
+# be 500 characters and still exceed it, and a refused dead-letter publish would send
+# the message round the retry loop instead of parking it.
+_MAX_ATTRIBUTE_BYTES = 1024
+
+
+def _fit_attribute(text: str) -> str:
+    return text.encode()[:_MAX_ATTRIBUTE_BYTES].decode(errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,7 @@ class Subscriber:
         attributes.update(
             {
                 "dead_letter_reason_code": exc.reason_code,
-                "dead_letter_reason": reason,
+                "dead_letter_reason": _fit_attribute(reason),
                 "dead_lettered_at": str(int(now)),
                 "dead_lettered_by": "subscriber",
                 "failure_key": key,

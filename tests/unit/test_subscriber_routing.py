@@ -117,3 +117,37 @@ def test_push_envelope_decoding() -> None:
     message = IncomingMessage.from_push(body)
     assert (message.data, message.message_id, message.delivery_attempt) == (b"hello", "42", 3)
     assert message.attributes == {"event_id": "evt_1"}
+
+
+def test_dead_letter_reason_attribute_fits_pub_subs_value_limit() -> None:
+    # Invalid metadata whose keys are 3-byte characters: the validation error names them,
+    # so the 500-character reason is ~1,500 bytes, over Pub/Sub's 1,024 per attribute.
+    metadata = {"€" * 300 + str(n): n for n in range(3)}
+    body = json.dumps(
+        {
+            "id": "evt_1",
+            "object": "event",
+            "type": "customer.subscription.updated",
+            "created": 1_700_000_000,
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": "sub_1",
+                    "object": "subscription",
+                    "customer": "cus_1",
+                    "status": "active",
+                    "metadata": metadata,
+                }
+            },
+        }
+    ).encode()
+    repo, pub = FakeRepository(), FakePublisher()
+    assert make(repo, pub).handle(IncomingMessage(data=body, message_id="m")).decision == (
+        "dead_lettered"
+    )
+    [dead] = pub.messages
+    reason = dead.attributes["dead_letter_reason"]
+    failure = repo.get_failure("evt_1")
+    assert failure is not None and len(failure.reason.encode()) > 1024  # kept whole here
+    assert 1000 < len(reason.encode()) <= 1024
+    assert failure.reason.startswith(reason)
