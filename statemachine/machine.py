@@ -11,7 +11,9 @@ Notes a reviewer should check against Stripe's lifecycle:
 - `canceled` and `incomplete_expired` are terminal for a subscription id. Only a NEW,
   newer subscription id restarts the customer at `none` (`new_subscription`, guarded).
 - Skips are allowed where a snapshot in between may arrive late or be dropped as stale
-  (active -> unpaid without the past_due in between, trialing -> past_due at trial end).
+  (active -> unpaid without the past_due in between, trialing -> past_due at trial end,
+  incomplete -> past_due or unpaid when the activating snapshot comes later: Stripe never
+  moves incomplete there directly, so a newer past_due snapshot proves it was active).
 - `update` is the reflexive move for a changed snapshot with the same status (items,
   quantities, cancel-at-period-end). `reconcile` may set any state: it is Stripe's
   current object, read on purpose to resolve anomalies.
@@ -46,8 +48,10 @@ TRANSITIONS: tuple[TransitionRow, ...] = (
     TransitionRow("start_trial", ("none", "incomplete", "active"), "trialing"),
     TransitionRow("activate", ("none", "incomplete", "trialing", "past_due", "unpaid"), "active"),
     TransitionRow("resume", ("paused",), "active"),
-    TransitionRow("payment_failed", ("none", "trialing", "active"), "past_due"),
-    TransitionRow("mark_unpaid", ("none", "trialing", "active", "past_due"), "unpaid"),
+    TransitionRow("payment_failed", ("none", "incomplete", "trialing", "active"), "past_due"),
+    TransitionRow(
+        "mark_unpaid", ("none", "incomplete", "trialing", "active", "past_due"), "unpaid"
+    ),
     TransitionRow("pause", ("none", "trialing"), "paused"),
     TransitionRow("expire", ("none", "incomplete"), "incomplete_expired"),
     TransitionRow("cancel", ("none", "incomplete", *LIVE), "canceled"),

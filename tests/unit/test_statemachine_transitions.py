@@ -26,6 +26,10 @@ LEGAL: dict[tuple[str, str], str] = {
     ("past_due", "active"): "activate",
     ("unpaid", "active"): "activate",
     ("paused", "active"): "resume",
+    # Skips over an activating snapshot that arrives late: incomplete never fails over to
+    # past_due or unpaid in Stripe, so a newer such snapshot proves it was active between.
+    ("incomplete", "past_due"): "payment_failed",
+    ("incomplete", "unpaid"): "mark_unpaid",
     ("trialing", "past_due"): "payment_failed",
     ("active", "past_due"): "payment_failed",
     ("trialing", "unpaid"): "mark_unpaid",
