@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-# shared/ sits beside the repository (as in CI: a fresh clone with shared/ next to it).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "stripe-fixtures" / "fixtures3.json"
+from infra.local.stripe_fixtures import resources
+
 API_VERSION = "2025-03-31.basil"
 PERIOD = 30 * 86400
 
 
-@cache
-def _resources() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(FIXTURES.read_text())["resources"]
-    return data
-
-
 def _shape(kind: str) -> dict[str, Any]:
-    return copy.deepcopy(_resources()[kind])
+    return copy.deepcopy(resources()[kind])
 
 
 def envelope(event_id: str, event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:

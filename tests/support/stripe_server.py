@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from infra.local.stripe_fixtures import resources
+
 # shared/ sits beside the repository (as in CI: a fresh clone with shared/ next to it).
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-fixtures" / "fixtures3.json"
 _INT_FIELDS = {
     "unit_amount",
     "quantity",
@@ -132,8 +133,10 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 class StripeServer:
-    def __init__(self, fixtures: Path = FIXTURES) -> None:
-        self.templates: dict[str, Any] = json.loads(fixtures.read_text())["resources"]
+    def __init__(self, fixtures: Path | None = None) -> None:
+        self.templates: dict[str, Any] = (
+            json.loads(fixtures.read_text())["resources"] if fixtures else resources()
+        )
         self.state = State()
         self.requests: list[RecordedRequest] = []
         self._idem: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}

@@ -103,3 +103,22 @@ def test_curl_example_is_signed_for_the_given_secret() -> None:
     assert command.startswith("curl -sS -X POST http://127.0.0.1:8080/")
     assert "Stripe-Signature: t=" in command and ",v1=" in command
     assert secret not in command
+
+
+def test_missing_stripe_fixtures_fail_naming_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.local import stripe_fixtures
+
+    stripe_fixtures.resources.cache_clear()
+    monkeypatch.setenv(stripe_fixtures.ENV, str(tmp_path / "nowhere.json"))
+    try:
+        with pytest.raises(stripe_fixtures.FixturesMissing, match=r"nowhere\.json"):
+            stripe_fixtures.resources()
+        copy = tmp_path / "fixtures3.json"
+        copy.write_text('{"resources": {"subscription": {"object": "subscription"}}}')
+        monkeypatch.setenv(stripe_fixtures.ENV, str(copy))
+        stripe_fixtures.resources.cache_clear()
+        assert stripe_fixtures.resources() == {"subscription": {"object": "subscription"}}
+    finally:
+        stripe_fixtures.resources.cache_clear()

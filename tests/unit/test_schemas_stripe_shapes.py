@@ -4,27 +4,13 @@ older API shape, and the domain reads them the same way."""
 from __future__ import annotations
 
 import copy
-import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import pytest
-
+from infra.local.stripe_fixtures import resources
 from schemas.documents import BillingRecord
 from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription
 from statemachine import Policy, decide
 from statemachine.scenarios import START, STARTER
-
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-fixtures" / "fixtures3.json"
-
-
-@cache
-def resources() -> dict[str, dict[str, Any]]:
-    if not FIXTURES.exists():
-        pytest.skip(f"{FIXTURES} not present")
-    data: dict[str, dict[str, Any]] = json.loads(FIXTURES.read_text())["resources"]
-    return data
 
 
 def fixture_subscription(lookup_key: str | None = STARTER) -> dict[str, Any]:
