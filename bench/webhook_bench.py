@@ -68,27 +68,35 @@ def signed_requests(count: int, size_kb: int, secret: str) -> list[Request]:
 
 
 @dataclass
-class CostRun:
-    latencies: list[float] = field(default_factory=list)
-    cpu_seconds: float = 0.0
-    errors: int = 0
+class _Load:
+    """What one server's chunks added up to: latencies, wall time, errors, CPU by process."""
 
-    def add(self, result: RunResult, cpu: float) -> None:
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def add(self, result: RunResult, before: dict[str, float], after: dict[str, float]) -> None:
         self.latencies += result.latencies
-        self.cpu_seconds += cpu
+        self.elapsed += result.elapsed
         self.errors += result.errors
+        for key, value in after.items():
+            self.cpu[key] = self.cpu.get(key, 0.0) + value - before[key]
 
     def summary(self) -> dict[str, float]:
+        n = len(self.latencies)
         data = summarize_ms(self.latencies)
-        data["cpu_ms_per_request"] = round(self.cpu_seconds * 1000 / len(self.latencies), 3)
+        data["cpu_ms_per_request"] = round(self.cpu["server"] * 1000 / n, 3)
         data["errors"] = float(self.errors)
         return data
 
 
-def _measured(server: Server, requests: list[Request]) -> tuple[RunResult, float]:
-    cpu_before = proc.cpu_seconds(server.pid)
-    result = sequential(server.port, requests)
-    return result, proc.cpu_seconds(server.pid) - cpu_before
+def _process_cpu(pids: dict[str, int], client: bool = False) -> dict[str, float]:
+    cpu = {key: proc.cpu_seconds(pid) for key, pid in pids.items()}
+    if client:
+        # The bench client runs in this process: its threads are the load generator.
+        cpu["client"] = time.process_time()
+    return cpu
 
 
 def warm_up(servers: list[Server], secret: str, requests: int = 400) -> None:
@@ -103,15 +111,17 @@ def ack_cost(
     servers: list[Server], size_kb: int, count: int, secret: str, chunks: int = 4
 ) -> dict[str, dict[str, float]]:
     """Sequential requests, servers alternating chunk by chunk so drift hits all alike."""
-    runs = {server.name: CostRun() for server in servers}
+    runs = {server.name: _Load() for server in servers}
     per_chunk = max(1, count // chunks)
     for server in servers:
         sequential(server.port, signed_requests(WARM_UP, size_kb, secret))
     offsets = {server.name: _log_offset(server) for server in servers}
     for _ in range(chunks):
         for server in servers:
-            result, cpu = _measured(server, signed_requests(per_chunk, size_kb, secret))
-            runs[server.name].add(result, cpu)
+            requests = signed_requests(per_chunk, size_kb, secret)
+            before = _process_cpu({"server": server.pid})
+            result = sequential(server.port, requests)
+            runs[server.name].add(result, before, _process_cpu({"server": server.pid}))
     summaries = {name: run.summary() for name, run in runs.items()}
     for server in servers:
         # The floor under our ack: answering only after Pub/Sub confirmed means no ack
@@ -122,19 +132,6 @@ def ack_cost(
             summaries[server.name]["publish_p50_ms"] = stats["p50_ms"]
             summaries[server.name]["publish_p99_ms"] = stats["p99_ms"]
     return summaries
-
-
-@dataclass
-class _Load:
-    latencies: list[float] = field(default_factory=list)
-    elapsed: float = 0.0
-    errors: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
-
-
-def _process_cpu(pids: dict[str, int]) -> dict[str, float]:
-    # The bench client runs in this process: its threads are the load generator.
-    return {"client": time.process_time(), **{k: proc.cpu_seconds(p) for k, p in pids.items()}}
 
 
 def throughput(
@@ -159,24 +156,16 @@ def throughput(
         for server in servers:
             requests = signed_requests(max(1, count // chunks), size_kb, secret)
             pids = {"server": server.pid, **(emulator_pids or {})}
-            before = _process_cpu(pids)
+            before = _process_cpu(pids, client=True)
             result = saturate(server.port, requests, concurrency)
-            after = _process_cpu(pids)
-            load = loads[server.name]
-            load.latencies += result.latencies
-            load.elapsed += result.elapsed
-            load.errors += result.errors
-            for key in after:
-                load.cpu[key] = load.cpu.get(key, 0.0) + after[key] - before[key]
+            loads[server.name].add(result, before, _process_cpu(pids, client=True))
     out: dict[str, dict[str, float]] = {}
     for name, load in loads.items():
         n = len(load.latencies)
-        data = summarize_ms(load.latencies)
+        data = load.summary()
         data.update(
             requests_per_second=round(n / load.elapsed, 1),
-            cpu_ms_per_request=round(load.cpu["server"] * 1000 / n, 3),
             machine_cpu_ms_per_request=round(sum(load.cpu.values()) * 1000 / n, 3),
-            errors=float(load.errors),
             concurrency=float(concurrency),
         )
         for key, seconds in load.cpu.items():
