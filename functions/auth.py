@@ -33,6 +33,10 @@ class AuthSettings(BaseSettings):
     # offline from one token). A token signed with any of them is accepted, so a rotation
     # can run "new,old" while the product backend switches: no window of 401s.
     internal_auth_secret: SecretStr
+    internal_auth_audience: str = AUDIENCE
+    # Tokens living longer than this are refused even if their exp says otherwise.
+    internal_auth_max_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+    internal_auth_leeway_seconds: int = Field(default=30, ge=0, le=120)
 
     @field_validator("internal_auth_secret")
     @classmethod
@@ -44,11 +48,6 @@ class AuthSettings(BaseSettings):
 
     def signing_keys(self) -> list[str]:
         return [key.strip() for key in self.internal_auth_secret.get_secret_value().split(",")]
-
-    internal_auth_audience: str = AUDIENCE
-    # Tokens living longer than this are refused even if their exp says otherwise.
-    internal_auth_max_ttl_seconds: int = Field(default=300, ge=10, le=3600)
-    internal_auth_leeway_seconds: int = Field(default=30, ge=0, le=120)
 
 
 @cache
