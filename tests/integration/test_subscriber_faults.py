@@ -187,3 +187,29 @@ def test_sweep_publishes_what_a_crashed_relay_left_behind(project: tuple[str, An
         range(1, record.version + 1)
     )
     assert healthy.relay.sweep(older_than_seconds=0).published == 0
+
+
+def test_next_event_of_the_customer_publishes_what_a_failed_relay_left_in_order(
+    project: tuple[str, Any],
+) -> None:
+    # The relay of the first entitlement change fails and that message is not redelivered
+    # (say it was acked elsewhere). The customer's next event must not trust "nothing is
+    # pending": its transaction sees the newest entry unsent and the relay reads the outbox,
+    # so version 1 goes out before version 2, each exactly once.
+    name, settings = project
+    scenario = build("upgrade", customer_id="cus_next", account_id="acct_next")
+    publisher = CrashingPublisher(PubSubPublisher(name), crash_before={1}, crash_after=set())
+    subscriber = make_subscriber(name, settings, publisher=publisher)
+    failed = 0
+    for event in scenario.events:
+        try:
+            subscriber.handle(message(event))
+        except TransientError:
+            failed += 1
+
+    repo = FirestoreRepository(name)
+    record = repo.get_record("cus_next")
+    assert failed == 1 and record is not None and record.version >= 2
+    received = [r.version for r in entitlements(name) if r.customer_id == "cus_next"]
+    assert received == list(range(1, record.version + 1))
+    assert repo.pending_outbox("cus_next") == []
