@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from functions.errors import TransientError
 from functions.log import get_logger
 from functions.ops.audit import AuditLog, AuditRecord, new_record
 from functions.repository import BillingRepository, Operation
-from schemas.documents import BillingRecord, HistoryEntry, Override
+from schemas.documents import BillingRecord, HistoryEntry, OutboxEntry, Override
 from schemas.entitlements import AccessLevel
 from statemachine.decision import Decision, Policy
 
@@ -180,7 +180,7 @@ class AccountService:
                 version=result.decision.record.version,
             )
         )
-        published, relay_error = self._publish(before.customer_id)
+        published, relay_error = self._publish(before.customer_id, result.pending)
         return OverrideResult(
             before.customer_id,
             result.decision,
@@ -191,11 +191,13 @@ class AccountService:
             audit=audit,
         )
 
-    def _publish(self, customer_id: str) -> tuple[int, str | None]:
+    def _publish(
+        self, customer_id: str, pending: Sequence[OutboxEntry] | None
+    ) -> tuple[int, str | None]:
         # The change is committed with its outbox entry; if publishing fails now the
         # sweep publishes it later, so report it rather than pretend the write failed.
         try:
-            return self._relay.relay_customer(customer_id), None
+            return self._relay.relay_customer(customer_id, pending), None
         except Exception as exc:
             get_logger(component="ops", customer_id=customer_id).warning(
                 "ops_relay_deferred", error=type(exc).__name__

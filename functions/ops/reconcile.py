@@ -184,7 +184,7 @@ class ReconcileService:
         result = self._repo.apply(op, decide, marker_ttl_days=self._ttl)
         published, relay_error = 0, None
         try:
-            published = self._relay.relay_customer(customer_id)
+            published = self._relay.relay_customer(customer_id, result.pending)
         except Exception as exc:  # committed: the sweep publishes it if we cannot now
             relay_error = f"{type(exc).__name__}: {exc}"
         decision = result.decision
