@@ -251,13 +251,13 @@ class WebhookHandler:
                 timeout=self._settings.webhook_publish_timeout_seconds,
             )
         except TransientError as exc:
-            fields["publish_ms"] = round((time.perf_counter() - publish_started) * 1000, 3)
             fields["reason"] = "publish_failed"
             fields["error"] = str(exc)
             # 5xx: Stripe retries the delivery, so nothing is lost while Pub/Sub is down.
             return 503, "publish_failed", {"error": "publish_failed"}
-        # Its own field: on-call can tell a slow Pub/Sub from a slow webhook at a glance.
-        fields["publish_ms"] = round((time.perf_counter() - publish_started) * 1000, 3)
+        finally:
+            # Its own field: on-call can tell a slow Pub/Sub from a slow webhook at a glance.
+            fields["publish_ms"] = round((time.perf_counter() - publish_started) * 1000, 3)
         fields["message_id"] = message_id
         return 200, "published", {"received": True}
 
