@@ -10,8 +10,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from functions import checkout, subscriber_entry, webhook
-from functions.ops import jobs
+from functions.entrypoints import checkout, jobs, pubsub, webhook
 
 
 @functions_framework.http
@@ -22,19 +21,19 @@ def stripe_webhook(request: flask.Request) -> flask.Response:
 # Pub/Sub push (messagePublished). Returning acks; raising answers 5xx -> redelivery.
 @functions_framework.cloud_event
 def process_stripe_event(cloud_event: CloudEvent) -> None:
-    subscriber_entry.handle_cloud_event(cloud_event)
+    pubsub.handle_cloud_event(cloud_event)
 
 
 # Cloud Scheduler, every minute: republish outbox entries a crashed relay left unsent.
 @functions_framework.http
 def relay_sweep(request: flask.Request) -> flask.Response:
-    return subscriber_entry.handle_sweep_request()
+    return jobs.handle_sweep_request()
 
 
 # Cloud Scheduler, every 15 minutes: grace, override and cancelled periods that ran out.
 @functions_framework.http
 def reevaluate_due(request: flask.Request) -> flask.Response:
-    return subscriber_entry.handle_reevaluate_request()
+    return jobs.handle_reevaluate_request()
 
 
 # Cloud Scheduler, nightly: catch up on undelivered events, then reconcile every customer.

@@ -19,10 +19,10 @@ import functions_framework
 import stripe
 
 import statemachine
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import DEFAULT_STRIPE_EVENTS_TOPIC
-from functions.firestore_repository import FirestoreRepository
-from functions.publisher import PubSubPublisher
-from functions.repository import Operation
+from functions.ports import Operation
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
 from statemachine.decision import Decision, Policy

@@ -23,11 +23,11 @@ from bench.events import Event, customer_story, plan_flip
 from bench.raw_txn import precompute, raw_apply
 from bench.sharded import run_streams
 from bench.stats import summarize_ms
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_ENTITLEMENTS_TOPIC
-from functions.firestore_repository import FirestoreRepository
 from functions.log import configure_logging
-from functions.publisher import PubSubPublisher
-from functions.subscriber import IncomingMessage, Subscriber
+from functions.services.subscriber import IncomingMessage, Subscriber
 from statemachine.decision import Policy
 
 POLICY = Policy(grace_period_days=7)
@@ -141,7 +141,7 @@ def subscriber_round(
 def _apply_op(raw: Event) -> tuple[Any, Any]:
     """Our repository transaction with the domain, minus parsing, relay and logging."""
     import statemachine
-    from functions.repository import Operation
+    from functions.ports import Operation
     from schemas.stripe import StripeEvent
 
     event = StripeEvent.model_validate(raw)

@@ -23,13 +23,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.firestore_repository import FirestoreRepository
+from functions.adapters.firestore_repository import FirestoreRepository
 from infra.local.observe import drain
+from infra.local.scenarios import SCENARIOS, Scenario, build
 from infra.local.signing import sign
 from infra.local.stack import LocalStack
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION
 from schemas.documents import BillingRecord
-from statemachine.scenarios import SCENARIOS, Scenario, build
 
 Event = dict[str, Any]
 
@@ -116,10 +116,10 @@ def reconcile_flagged(
     stack: LocalStack, repo: FirestoreRepository, flagged: list[Scenario]
 ) -> None:
     # Imported here: only needed when the state machine flagged something.
-    from functions.ops.reconcile import ReconcileService  # noqa: PLC0415
-    from functions.publisher import PubSubPublisher  # noqa: PLC0415
-    from functions.relay import OutboxRelay  # noqa: PLC0415
-    from functions.stripe_gateway import SdkStripeGateway  # noqa: PLC0415
+    from functions.adapters.pubsub_publisher import PubSubPublisher  # noqa: PLC0415
+    from functions.adapters.stripe_gateway import SdkStripeGateway  # noqa: PLC0415
+    from functions.services.reconcile import ReconcileService  # noqa: PLC0415
+    from functions.services.relay import OutboxRelay  # noqa: PLC0415
     from statemachine.decision import Policy  # noqa: PLC0415
     from tests.support.stripe_server import StripeServer  # noqa: PLC0415
 

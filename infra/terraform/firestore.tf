@@ -1,5 +1,5 @@
 resource "google_firestore_database" "billing" {
-  # The code opens the (default) database (functions/firestore_repository.py).
+  # The code opens the (default) database (functions/adapters/firestore_repository.py).
   name        = "(default)"
   location_id = local.firestore_location
   type        = "FIRESTORE_NATIVE"

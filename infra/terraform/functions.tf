@@ -109,7 +109,7 @@ locals {
     # The three customer-facing APIs call Stripe and read the account link (checkout also
     # creates it); subscription state comes back through the webhook like every other
     # Stripe change. Each request also carries an HS256 bearer token our product backend
-    # mints with INTERNAL_AUTH_SECRET (functions/auth.py), on top of IAM.
+    # mints with INTERNAL_AUTH_SECRET (functions/entrypoints/auth.py), on top of IAM.
     create_checkout_session = {
       name           = "create-checkout-session"
       entry_point    = "create_checkout_session"

@@ -11,7 +11,7 @@ locals {
   }
 
   # Firestore collections the TTL policy and the composite indexes apply to (the
-  # constants in functions/firestore_repository.py).
+  # constants in functions/adapters/firestore_repository.py).
   collections = {
     processed_events = "processed_events"
     outbox           = "outbox"

@@ -15,12 +15,12 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from functions.accounts import FirestoreAccountStore
-from functions.auth import issue_token
-from functions.catalog_sync import apply_sync, plan_sync
-from functions.checkout import reset_deps
+from functions.adapters.firestore_accounts import FirestoreAccountStore
+from functions.adapters.stripe_gateway import SdkStripeGateway
 from functions.config import reset_settings_cache
-from functions.stripe_gateway import SdkStripeGateway
+from functions.entrypoints.auth import issue_token
+from functions.entrypoints.checkout import reset_deps
+from functions.services.catalog_sync import apply_sync, plan_sync
 from infra.local.emulators import Emulators
 from statemachine.catalog import CATALOG
 from tests.support.stripe_server import StripeServer

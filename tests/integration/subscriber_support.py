@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
 from functions.config import CommonSettings
-from functions.firestore_repository import FirestoreRepository
-from functions.publisher import Publisher, PubSubPublisher
-from functions.repository import BillingRepository
-from functions.subscriber import IncomingMessage, Subscriber
+from functions.ports import BillingRepository
+from functions.services.subscriber import IncomingMessage, Subscriber
 from infra.local import observe
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION, desired_topology, provision
 from statemachine.decision import Policy

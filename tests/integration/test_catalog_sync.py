@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from functions.catalog_sync import apply_sync, plan_sync
-from functions.cli.main import cli
+from functions.adapters.stripe_gateway import SdkStripeGateway
 from functions.config import reset_settings_cache
-from functions.stripe_gateway import SdkStripeGateway
+from functions.entrypoints.cli.main import cli
+from functions.services.catalog_sync import apply_sync, plan_sync
 from statemachine.catalog import CATALOG
 from tests.support.stripe_server import StripeServer
 
@@ -193,7 +193,7 @@ def test_cli_dry_run_shows_a_price_change_as_new_price_and_archive(
             )
         }
     )
-    monkeypatch.setattr("functions.cli.catalog.CATALOG", changed)
+    monkeypatch.setattr("functions.entrypoints.cli.catalog.CATALOG", changed)
     stripe_server.clear_requests()
 
     result = CliRunner().invoke(cli, ["catalog", "sync", "--dry-run"])

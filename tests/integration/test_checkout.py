@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from functions.accounts import FirestoreAccountStore
-from functions.auth import issue_token
-from functions.checkout import reset_deps
+from functions.adapters.firestore_accounts import FirestoreAccountStore
+from functions.entrypoints.auth import issue_token
+from functions.entrypoints.checkout import reset_deps
 from tests.integration.conftest import CANCEL, RETURN, SECRET, SUCCESS, Caller, price_id
 from tests.support.stripe_server import StripeServer
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 import statemachine
-from functions.checkout import ChangeRequest, SubscriptionState, classify, state_of
-from functions.firestore_repository import FirestoreRepository
-from functions.repository import Operation
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.entrypoints.checkout import ChangeRequest, SubscriptionState, classify, state_of
+from functions.ports import Operation
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
-from statemachine import scenarios
+from infra.local import scenarios
 from statemachine.catalog import CATALOG
 from statemachine.decision import Policy
 from tests.integration.conftest import Caller

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.checkout import ChangeRequest, SubscriptionState, classify
+from functions.entrypoints.checkout import ChangeRequest, SubscriptionState, classify
 from statemachine.catalog import CATALOG
 
 TEAM_LINEAGE_2 = SubscriptionState("team", frozenset({"lineage"}), 2)

@@ -20,14 +20,14 @@ import pytest
 from click.testing import CliRunner
 from google.cloud import firestore
 
-from functions.cli.main import cli
+from functions.adapters.firestore_audit import AUDIT
 from functions.config import reset_settings_cache
-from functions.ops import context
-from functions.ops.audit import AUDIT
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.main import cli
 from infra.local.emulators import Emulators
 from infra.local.signing import sign
 from infra.local.stack import SUBSCRIBER_TARGET, LocalStack, main_exports
-from statemachine import scenarios
+from infra.local import scenarios
 
 pytestmark = pytest.mark.emulator
 T = TypeVar("T")

@@ -28,8 +28,9 @@ from click.testing import CliRunner, Result
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from functions import wiring
-from functions.cli.main import cli
+from functions import composition
+from functions.adapters.firestore_audit import AUDIT
+from functions.adapters.firestore_repository import FirestoreRepository
 from functions.config import (
     DEFAULT_DEAD_LETTER_SUBSCRIPTION,
     DEFAULT_DEAD_LETTER_TOPIC,
@@ -38,17 +39,17 @@ from functions.config import (
     DEFAULT_STRIPE_EVENTS_TOPIC,
     reset_settings_cache,
 )
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.main import cli
+from functions.entrypoints.jobs import build_service, run_reconcile_all
 from functions.errors import TransientError
-from functions.firestore_repository import FirestoreRepository
-from functions.ops import context
-from functions.ops.audit import AUDIT
-from functions.ops.jobs import build_service, run_reconcile_all
-from functions.ops.reconcile import event_attributes
-from functions.repository import ApplyResult, DecideFn, Operation
-from functions.subscriber import IncomingMessage, Subscriber
+from functions.ports import ApplyResult, DecideFn, Operation
+from functions.services.reconcile import event_attributes
+from functions.services.subscriber import IncomingMessage, Subscriber
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
-from statemachine import Decision, decide, scenarios
+from infra.local import scenarios
+from statemachine import Decision, decide
 from tests.support.stripe_server import StripeServer
 
 pytestmark = pytest.mark.emulator
@@ -135,7 +136,7 @@ class World:
 
     @property
     def repo(self) -> FirestoreRepository:
-        return wiring.repository()
+        return composition.repository()
 
     # Stripe -> webhook -> stripe-events, as the webhook publishes it.
     def publish_event(self, raw: dict[str, Any], topic: str = DEFAULT_STRIPE_EVENTS_TOPIC) -> None:
@@ -144,7 +145,7 @@ class World:
 
     def deliver(self, handler: Subscriber | None = None, rounds: int = 1) -> int:
         """Pull stripe-events and run the subscriber; nack on failure, like the push does."""
-        handler = handler or wiring.subscriber()
+        handler = handler or composition.subscriber()
         handled = 0
         for _ in range(rounds):
             for _ in range(20):
@@ -293,11 +294,11 @@ def test_dead_lettered_events_are_replayed_once_and_restore_the_customer(world: 
     # Firestore is down: every delivery fails; after 5 Pub/Sub forwards to the dead-letter topic.
     outage = Subscriber(
         FirestoreDown(world.repo),
-        wiring.publisher(),
+        composition.publisher(),
         project=world.project,
         entitlements_topic=DEFAULT_ENTITLEMENTS_TOPIC,
         dead_letter_topic=DEFAULT_DEAD_LETTER_TOPIC,
-        policy=wiring.policy(),
+        policy=composition.policy(),
         marker_ttl_days=35,
     )
     assert world.deliver(outage, rounds=6) == 0
@@ -574,7 +575,7 @@ def test_catch_up_replays_undelivered_events_through_the_pipeline(world: World) 
 
 
 def _decide(record: BillingRecord, event: StripeEvent) -> Decision:
-    return decide(record, event, wiring.policy())
+    return decide(record, event, composition.policy())
 
 
 def test_relay_sweep_publishes_stuck_entries(world: World) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from functions.firestore_repository import FirestoreRepository
+from functions.adapters.firestore_repository import FirestoreRepository
 from infra.local import demo
 from infra.local.emulators import Emulators
+from infra.local.scenarios import SCENARIOS, Scenario, build
 from infra.local.stack import LocalStack
-from statemachine.scenarios import SCENARIOS, Scenario, build
 from tests.integration.subscriber_support import entitlements, versions_after_dedupe
 
 pytestmark = pytest.mark.emulator

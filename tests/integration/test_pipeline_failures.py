@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import CommonSettings
-from functions.firestore_repository import FirestoreRepository
-from functions.publisher import PubSubPublisher
 from infra.local.emulators import Emulators, _start, _wait_ready, free_port
+from infra.local.scenarios import build
 from infra.local.stack import SUBSCRIBER_TARGET, RunningFunction, start_function
 from infra.local.topology import desired_topology, provision
-from statemachine.scenarios import build
 from tests.support.pubsub import pull_all
 
 pytestmark = pytest.mark.emulator

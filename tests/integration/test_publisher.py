@@ -11,8 +11,8 @@ import time
 import pytest
 from google.api_core.exceptions import GoogleAPIError
 
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.errors import TransientError
-from functions.publisher import PubSubPublisher
 from infra.local.emulators import free_port
 
 

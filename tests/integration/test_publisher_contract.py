@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient
 
+from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
 from functions.config import CommonSettings
 from functions.errors import TransientError
-from functions.publisher import Publisher, PubSubPublisher
 from infra.local.topology import (
     OBSERVER_ENTITLEMENTS_SUBSCRIPTION,
     OBSERVER_STRIPE_EVENTS_SUBSCRIPTION,

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from functions.firestore_repository import FirestoreRepository
-from functions.reevaluate import reevaluate_due
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.services.reevaluate import reevaluate_due
+from infra.local.scenarios import build
 from schemas.entitlements import AccessLevel
 from statemachine.decision import Policy
-from statemachine.scenarios import build
 from tests.integration.subscriber_support import (
     entitlements,
     make_subscriber,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from functions.firestore_repository import FirestoreRepository
-from functions.repository import ApplyResult, BillingRepository, Operation
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.ports import ApplyResult, BillingRepository, Operation
 from schemas.documents import BillingRecord, FailureRecord
 from schemas.entitlements import AccessLevel, AccountMessage, Entitlements, Limits
 from statemachine.decision import Decision, Transition

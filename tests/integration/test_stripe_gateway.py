@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from functions.stripe_gateway import (
+from functions.adapters.stripe_gateway import (
     STRIPE_API_VERSION,
     SdkStripeGateway,
     StripeRejected,

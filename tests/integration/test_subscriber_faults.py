@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.errors import TransientError
-from functions.firestore_repository import FirestoreRepository
-from functions.publisher import PubSubPublisher
-from functions.repository import ApplyResult, DecideFn, Operation
-from functions.subscriber import IncomingMessage
-from statemachine.scenarios import build
+from functions.ports import ApplyResult, DecideFn, Operation
+from functions.services.subscriber import IncomingMessage
+from infra.local.scenarios import build
 from tests.integration.subscriber_support import (
     entitlements,
     make_subscriber,

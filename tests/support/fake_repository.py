@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from functions.repository import (
+from functions.ports import (
     ApplyResult,
     DecideFn,
     Operation,

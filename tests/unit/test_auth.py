@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from functions.auth import AuthSettings, Unauthenticated, issue_token, verify_bearer
+from functions.entrypoints.auth import AuthSettings, Unauthenticated, issue_token, verify_bearer
 
 SECRET = "s" * 40
 SETTINGS = AuthSettings(internal_auth_secret=SECRET)

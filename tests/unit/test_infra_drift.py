@@ -38,8 +38,8 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
     only. A function added to Terraform without an entry here fails
     test_every_function_has_known_settings.
     """
-    from functions.auth import AuthSettings
-    from functions.checkout import CheckoutSettings
+    from functions.entrypoints.auth import AuthSettings
+    from functions.entrypoints.checkout import CheckoutSettings
 
     api = (CheckoutSettings, AuthSettings)
     return {
@@ -399,7 +399,7 @@ def test_one_service_account_per_function(tf: Terraform) -> None:
 
 
 def test_firestore_ttl_and_indexes_match_the_code(tf: Terraform) -> None:
-    from functions import firestore_repository
+    from functions.adapters import firestore_repository
 
     ttl = tf.resource("google_firestore_field", "processed_events_ttl")
     assert tf.resolve(ttl["collection"]) == firestore_repository.PROCESSED

@@ -9,12 +9,17 @@ from typing import Any
 import click
 import pytest
 
-from functions.cli.main import cli
-from functions.cli.output import parse_duration, parse_when
-from functions.ops.audit import AuditRecord
-from functions.ops.deadletter import SOURCE_DELIVERY_COUNT, DeadLetter, Selector, replay_attributes
-from functions.ops.dlq_service import DeadLetterService
-from functions.ops.reconcile import choose_subscription, op_id_for
+from functions.adapters.firestore_audit import AuditRecord
+from functions.adapters.pubsub_dead_letters import (
+    SOURCE_DELIVERY_COUNT,
+    DeadLetter,
+    Selector,
+    replay_attributes,
+)
+from functions.entrypoints.cli.main import cli
+from functions.entrypoints.cli.output import parse_duration, parse_when
+from functions.services.dead_letters import DeadLetterService
+from functions.services.reconcile import choose_subscription, op_id_for
 from schemas.documents import BillingRecord
 from schemas.stripe import Subscription
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import pytest
 
-from functions.cli.main import cli
+from functions.entrypoints.cli.main import cli
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 # The situations the on-call issue lists, by the file names the alert docs link to.

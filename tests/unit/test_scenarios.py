@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from infra.local.scenarios import DAY, SCENARIOS, START, build, cancel_at_period_end, many
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel
 from schemas.stripe import Invoice, StripeEvent, Subscription
 from statemachine import Policy, decide, entitlement_message, reconcile, reevaluate
-from statemachine.scenarios import DAY, SCENARIOS, START, build, cancel_at_period_end, many
 
 POLICY = Policy()
 

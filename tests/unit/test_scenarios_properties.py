@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infra.local.scenarios import SCENARIOS, Scenario, build
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel, AccountMessage, Entitlements
 from schemas.stripe import StripeEvent, Subscription
 from statemachine import Policy, decide, reconcile, reevaluate
-from statemachine.scenarios import SCENARIOS, Scenario, build
 
 POLICY = Policy()
 DEAD = ("canceled", "incomplete_expired", "unpaid")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from infra.local.scenarios import START, STARTER
 from infra.local.stripe_fixtures import resources
 from schemas.documents import BillingRecord
 from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription
 from statemachine import Policy, decide
-from statemachine.scenarios import START, STARTER
 
 
 def fixture_subscription(lookup_key: str | None = STARTER) -> dict[str, Any]:

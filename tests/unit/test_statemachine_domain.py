@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from infra.local.scenarios import DAY, SEAT, START, TEAM, invoice_event, subscription_event
 from schemas.documents import BillingRecord, Override
 from schemas.entitlements import AccessLevel
 from schemas.stripe import StripeEvent, Subscription
@@ -20,7 +21,6 @@ from statemachine import (
     set_override,
 )
 from statemachine.domain import MAX_ANOMALIES, MAX_EVENT_IDS
-from statemachine.scenarios import DAY, SEAT, START, TEAM, invoice_event, subscription_event
 
 POLICY = Policy()
 UPDATED = "customer.subscription.updated"

@@ -8,14 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.documents import BillingRecord
-from schemas.entitlements import AccessLevel
-from schemas.stripe import StripeEvent
-from statemachine import Policy, decide, entitlement_message, reevaluate
-from statemachine.catalog import CATALOG
-from statemachine.domain import INVOICE_EVENTS, SUBSCRIPTION_EVENTS
-from statemachine.machine import ALL_STATES
-from statemachine.scenarios import (
+from infra.local.scenarios import (
     BUSINESS,
     DAY,
     SEAT,
@@ -25,6 +18,13 @@ from statemachine.scenarios import (
     invoice_event,
     subscription_event,
 )
+from schemas.documents import BillingRecord
+from schemas.entitlements import AccessLevel
+from schemas.stripe import StripeEvent
+from statemachine import Policy, decide, entitlement_message, reevaluate
+from statemachine.catalog import CATALOG
+from statemachine.domain import INVOICE_EVENTS, SUBSCRIPTION_EVENTS
+from statemachine.machine import ALL_STATES
 
 POLICY = Policy()
 SUB_CREATED = {"sub_a": START, "sub_b": START + 10}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.local.scenarios import BUSINESS, DAY, START, TEAM, invoice_event, subscription_event
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
 from statemachine import Policy, decide
-from statemachine.scenarios import BUSINESS, DAY, START, TEAM, invoice_event, subscription_event
 
 POLICY = Policy()
 UPDATED = "customer.subscription.updated"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from infra.local.scenarios import BUSINESS, CUSTOM_RULES, DAY, SEAT, START, STARTER, TEAM
 from schemas.documents import BillingRecord, ItemSnapshot, Override
 from schemas.entitlements import AccessLevel
 from statemachine import MESSAGES, STATES, Policy
 from statemachine.catalog import CATALOG
 from statemachine.entitlements import NOTHING, compute, problems
-from statemachine.scenarios import BUSINESS, CUSTOM_RULES, DAY, SEAT, START, STARTER, TEAM
 from statemachine.states import view
 
 GRACE = Policy().grace_seconds

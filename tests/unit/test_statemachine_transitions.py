@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from infra.local.scenarios import START, subscription_event
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
 from statemachine import TRANSITIONS, Policy, decide
 from statemachine.machine import ALL_STATES, MachineError, fire, trigger_for
-from statemachine.scenarios import START, subscription_event
 
 POLICY = Policy()
 STATUSES = [s for s in ALL_STATES if s != "none"]

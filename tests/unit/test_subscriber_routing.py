@@ -8,8 +8,8 @@ import json
 import pytest
 
 from functions.errors import TransientError
-from functions.repository import ApplyResult, DecideFn, Operation
-from functions.subscriber import IncomingMessage, Subscriber
+from functions.ports import ApplyResult, DecideFn, Operation
+from functions.services.subscriber import IncomingMessage, Subscriber
 from statemachine.decision import Policy
 from tests.support.fake_publisher import FakePublisher
 from tests.support.fake_repository import FakeRepository

@@ -16,7 +16,7 @@ import stripe
 from freezegun import freeze_time
 
 from functions.config import WebhookSettings
-from functions.webhook import Rejected, WebhookHandler, parse_envelope, trace_context
+from functions.entrypoints.webhook import Rejected, WebhookHandler, parse_envelope, trace_context
 from tests.support.fake_publisher import FakePublisher
 from tests.support.logs import last_line
 from tests.support.signing import encode, sign, stripe_event

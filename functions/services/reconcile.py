@@ -27,17 +27,17 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import statemachine
-from functions.ops.accounts import OPS_PREFIX, diff_records
-from functions.repository import BillingRepository, Operation
-from functions.stripe_gateway import StripeGateway
-from functions.webhook import parse_envelope, trace_context
+from functions.adapters.stripe_gateway import StripeGateway
+from functions.entrypoints.webhook import parse_envelope, trace_context
+from functions.ports import BillingRepository, Operation
+from functions.services.accounts import OPS_PREFIX, diff_records
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
 from statemachine.decision import Decision, Policy
 
 if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.publisher import Publisher
-    from functions.relay import OutboxRelay
+    from functions.adapters.pubsub_publisher import Publisher
+    from functions.services.relay import OutboxRelay
 
 # Statuses that can grant or hold access: these win over ended subscriptions.
 _LIVE = ("active", "trialing", "past_due", "unpaid", "paused", "incomplete")
@@ -107,7 +107,7 @@ def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
 def event_attributes(data: bytes, *, source: str | None = None) -> dict[str, str]:
     """The attributes the webhook sets for these bytes (its own code), plus a source marker.
 
-    Raises functions.webhook.Rejected when the bytes are not an event envelope.
+    Raises functions.entrypoints.webhook.Rejected when the bytes are not an event envelope.
     """
     trace_id, traceparent = trace_context({})
     attributes = parse_envelope(data).attributes(trace_id, traceparent)

@@ -22,10 +22,10 @@ import flask
 import orjson
 import stripe
 
+from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
 from functions.config import WebhookSettings, webhook_settings
 from functions.errors import TransientError
 from functions.log import configure_logging, get_logger
-from functions.publisher import Publisher, PubSubPublisher
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/|;|$)")

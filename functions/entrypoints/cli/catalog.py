@@ -6,9 +6,9 @@ import json
 
 import click
 
-from functions.catalog_sync import apply_sync, plan_sync
+from functions.adapters.stripe_gateway import SdkStripeGateway, StripeRejected, StripeUnavailable
 from functions.config import ConfigError, stripe_api_settings
-from functions.stripe_gateway import SdkStripeGateway, StripeRejected, StripeUnavailable
+from functions.services.catalog_sync import apply_sync, plan_sync
 from statemachine.catalog import CATALOG
 
 

@@ -7,7 +7,9 @@ import time
 
 import click
 
-from functions.cli.output import (
+from functions.config import subscriber_settings
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.output import (
     age,
     dry_run_option,
     emit_json,
@@ -16,8 +18,6 @@ from functions.cli.output import (
     parse_duration,
     table,
 )
-from functions.config import subscriber_settings
-from functions.ops import context
 
 
 @click.group()

@@ -19,11 +19,11 @@ from typing import Any, NoReturn
 import pydantic
 
 import statemachine
+from functions.adapters.pubsub_publisher import Publisher
 from functions.errors import InvalidPayload, PermanentError, TransientError
 from functions.log import get_logger
-from functions.publisher import Publisher
-from functions.relay import OutboxRelay
-from functions.repository import BillingRepository, Operation
+from functions.ports import BillingRepository, Operation
+from functions.services.relay import OutboxRelay
 from schemas.documents import FailureRecord
 from schemas.stripe import StripeEvent
 from statemachine.decision import Policy

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from functions.stripe_gateway import StripeGateway
+from functions.adapters.stripe_gateway import StripeGateway
 from schemas.catalog import AddOn, Catalog, Plan
 
 Action = Literal[

@@ -11,13 +11,13 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from functions.firestore_repository import FirestoreRepository
-    from functions.ops.accounts import AccountService
-    from functions.ops.audit import AuditLog
-    from functions.ops.dlq_service import DeadLetterService
-    from functions.ops.reconcile import ReconcileService
-    from functions.publisher import Publisher
-    from functions.relay import OutboxRelay
+    from functions.adapters.firestore_audit import AuditLog
+    from functions.adapters.firestore_repository import FirestoreRepository
+    from functions.adapters.pubsub_publisher import Publisher
+    from functions.services.accounts import AccountService
+    from functions.services.dead_letters import DeadLetterService
+    from functions.services.reconcile import ReconcileService
+    from functions.services.relay import OutboxRelay
     from statemachine.decision import Policy
 
 # ruff: noqa: PLC0415 - lazy imports are the point of this module (see the docstring)
@@ -33,45 +33,45 @@ def _logs_to_stderr() -> None:
 
 
 def repository() -> FirestoreRepository:
-    from functions import wiring
+    from functions import composition
 
     _logs_to_stderr()
-    return wiring.repository()
+    return composition.repository()
 
 
 def publisher() -> Publisher:
-    from functions import wiring
+    from functions import composition
 
     _logs_to_stderr()
-    return wiring.publisher()
+    return composition.publisher()
 
 
 def relay() -> OutboxRelay:
-    from functions import wiring
+    from functions import composition
 
     _logs_to_stderr()
-    return wiring.relay()
+    return composition.relay()
 
 
 def policy() -> Policy:
-    from functions import wiring
+    from functions import composition
 
-    return wiring.policy()
+    return composition.policy()
 
 
 @cache
 def audit() -> AuditLog:
+    from functions.adapters.firestore_audit import AuditLog
     from functions.config import subscriber_settings
-    from functions.ops.audit import AuditLog
 
     return AuditLog(subscriber_settings().google_cloud_project)
 
 
 @cache
 def dead_letters() -> DeadLetterService:
+    from functions.adapters.pubsub_dead_letters import DeadLetterQueue
     from functions.config import subscriber_settings
-    from functions.ops.deadletter import DeadLetterQueue
-    from functions.ops.dlq_service import DeadLetterService
+    from functions.services.dead_letters import DeadLetterService
 
     settings = subscriber_settings()
     queue = DeadLetterQueue(settings.google_cloud_project, settings.dead_letter_subscription)
@@ -81,7 +81,7 @@ def dead_letters() -> DeadLetterService:
 @cache
 def accounts() -> AccountService:
     from functions.config import subscriber_settings
-    from functions.ops.accounts import AccountService
+    from functions.services.accounts import AccountService
 
     return AccountService(
         repository(),
@@ -94,9 +94,9 @@ def accounts() -> AccountService:
 
 @cache
 def reconciler() -> ReconcileService:
+    from functions.adapters.stripe_gateway import SdkStripeGateway
     from functions.config import stripe_api_settings, subscriber_settings
-    from functions.ops.reconcile import ReconcileService
-    from functions.stripe_gateway import SdkStripeGateway
+    from functions.services.reconcile import ReconcileService
 
     settings = subscriber_settings()
     return ReconcileService(
@@ -113,8 +113,8 @@ def reconciler() -> ReconcileService:
 
 def reset() -> None:
     """Tests switch projects between cases; the CLI process never needs this."""
-    from functions import wiring
+    from functions import composition
 
-    wiring.reset()
+    composition.reset()
     for fn in (audit, dead_letters, accounts, reconciler):
         fn.cache_clear()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import statemachine
 from functions.log import get_logger
-from functions.relay import OutboxRelay
-from functions.repository import BillingRepository, Operation
+from functions.ports import BillingRepository, Operation
+from functions.services.relay import OutboxRelay
 from schemas.documents import BillingRecord
 from statemachine.decision import Decision, Policy
 

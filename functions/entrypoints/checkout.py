@@ -5,7 +5,7 @@ entitlements; the resulting Stripe events come back through the webhook and the
 subscriber, which stay the only writers of access.
 
 Every request: POST only (405), `Authorization: Bearer` token for one account (401, see
-functions/auth.py), JSON body validated by pydantic (400 not JSON, 422 invalid), body
+functions/entrypoints/auth.py), JSON body validated by pydantic (400 not JSON, 422 invalid), body
 account_id equal to the token's subject (403). The Stripe customer is always the one linked
 to that account in Firestore, never one named by the caller. A rejected request makes no
 Stripe call.
@@ -49,17 +49,17 @@ from typing import Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.accounts import AccountStore, FirestoreAccountStore
-from functions.auth import AuthSettings, Unauthenticated, auth_settings, verify_bearer
-from functions.config import ConfigError, StripeApiSettings, load_settings
-from functions.errors import TransientError
-from functions.log import get_logger
-from functions.stripe_gateway import (
+from functions.adapters.firestore_accounts import AccountStore, FirestoreAccountStore
+from functions.adapters.stripe_gateway import (
     SdkStripeGateway,
     StripeGateway,
     StripeRejected,
     StripeUnavailable,
 )
+from functions.config import ConfigError, StripeApiSettings, load_settings
+from functions.entrypoints.auth import AuthSettings, Unauthenticated, auth_settings, verify_bearer
+from functions.errors import TransientError
+from functions.log import get_logger
 from schemas.catalog import Catalog
 from statemachine.catalog import CATALOG
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from functions.cli.output import (
+from functions.adapters.firestore_audit import new_record
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.output import (
     actor_option,
     dry_run_option,
     emit_json,
@@ -19,9 +21,7 @@ from functions.cli.output import (
     table,
     yes_option,
 )
-from functions.ops import context
-from functions.ops.audit import new_record
-from functions.ops.reconcile import CATCH_UP_WINDOW_SECONDS, ReconcileOutcome
+from functions.services.reconcile import CATCH_UP_WINDOW_SECONDS, ReconcileOutcome
 
 
 @click.group()

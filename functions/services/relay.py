@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from functions.adapters.pubsub_publisher import Publisher
 from functions.log import get_logger
-from functions.publisher import Publisher
-from functions.repository import BillingRepository
+from functions.ports import BillingRepository
 from schemas.documents import OutboxEntry
 from schemas.entitlements import SCHEMA_VERSION
 

@@ -12,11 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from functions.ops.audit import AuditLog, new_record
-from functions.ops.deadletter import DeadLetter, DeadLetterQueue, Selector, replay_attributes
+from functions.adapters.firestore_audit import AuditLog, new_record
+from functions.adapters.pubsub_dead_letters import (
+    DeadLetter,
+    DeadLetterQueue,
+    Selector,
+    replay_attributes,
+)
 
 if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.publisher import Publisher
+    from functions.adapters.pubsub_publisher import Publisher
 
 Progress = Callable[[int], None]
 

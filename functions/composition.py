@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import subscriber_settings
-from functions.firestore_repository import FirestoreRepository
 from functions.log import configure_logging
-from functions.publisher import PubSubPublisher
-from functions.relay import OutboxRelay
-from functions.subscriber import Subscriber
+from functions.services.relay import OutboxRelay
+from functions.services.subscriber import Subscriber
 from statemachine.decision import Policy
 
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from functions.cli.output import (
+from functions.adapters.pubsub_dead_letters import DeadLetter, Selector
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.output import (
     actor_option,
     age,
     dry_run_option,
@@ -20,8 +22,6 @@ from functions.cli.output import (
     table,
     yes_option,
 )
-from functions.ops import context
-from functions.ops.deadletter import DeadLetter, Selector
 
 
 @click.group()

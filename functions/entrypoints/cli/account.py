@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from functions.cli.output import (
+from functions.entrypoints.cli import context
+from functions.entrypoints.cli.output import (
     actor_option,
     dry_run_option,
     emit_json,
@@ -20,8 +21,7 @@ from functions.cli.output import (
     table,
     yes_option,
 )
-from functions.ops import context
-from functions.ops.accounts import AccountNotFound, OverrideResult, diff_records
+from functions.services.accounts import AccountNotFound, OverrideResult, diff_records
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel
 

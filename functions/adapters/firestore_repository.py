@@ -13,7 +13,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.errors import TransientError
-from functions.repository import (
+from functions.ports import (
     ApplyResult,
     DecideFn,
     Operation,

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import statemachine
+from functions.adapters.firestore_audit import AuditLog, AuditRecord, new_record
 from functions.errors import TransientError
 from functions.log import get_logger
-from functions.ops.audit import AuditLog, AuditRecord, new_record
-from functions.repository import BillingRepository, Operation
+from functions.ports import BillingRepository, Operation
 from schemas.documents import BillingRecord, HistoryEntry, OutboxEntry, Override
 from schemas.entitlements import AccessLevel
 from statemachine.decision import Decision, Policy
 
 if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.relay import OutboxRelay
+    from functions.services.relay import OutboxRelay
 
 # Operator ids live next to Stripe event ids in processed_events; the prefix keeps them apart.
 OPS_PREFIX = "ops_"

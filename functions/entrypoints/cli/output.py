@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from functions.adapters.firestore_audit import default_actor
 from functions.config import ConfigError
 from functions.errors import BillingError
-from functions.ops.audit import default_actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -18,11 +18,11 @@ def cli() -> None:
 
 
 # Command groups: one registration per line (keep alphabetical to ease merges).
-from functions.cli.account import account  # noqa: E402
-from functions.cli.catalog import catalog  # noqa: E402
-from functions.cli.dlq import dlq  # noqa: E402
-from functions.cli.reconcile import reconcile  # noqa: E402
-from functions.cli.relay import relay  # noqa: E402
+from functions.entrypoints.cli.account import account  # noqa: E402
+from functions.entrypoints.cli.catalog import catalog  # noqa: E402
+from functions.entrypoints.cli.dlq import dlq  # noqa: E402
+from functions.entrypoints.cli.reconcile import reconcile  # noqa: E402
+from functions.entrypoints.cli.relay import relay  # noqa: E402
 
 cli.add_command(account)
 cli.add_command(catalog)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from functions import wiring
+import flask
+
+from functions import composition
+from functions.adapters.stripe_gateway import SdkStripeGateway
 from functions.config import stripe_api_settings, subscriber_settings
 from functions.log import get_logger
-from functions.ops.reconcile import ReconcileService
-from functions.stripe_gateway import SdkStripeGateway
+from functions.services.reconcile import ReconcileService
+from functions.services.reevaluate import reevaluate_due
 
 # The job runs daily; two days of catch-up overlap so a failed night is covered next time.
 CATCH_UP_SECONDS = 2 * 86_400
@@ -26,11 +29,11 @@ CATCH_UP_SECONDS = 2 * 86_400
 def build_service() -> ReconcileService:
     settings = subscriber_settings()
     return ReconcileService(
-        wiring.repository(),
-        wiring.relay(),
+        composition.repository(),
+        composition.relay(),
         SdkStripeGateway.from_settings(stripe_api_settings()),
-        wiring.policy(),
-        publisher=wiring.publisher(),
+        composition.policy(),
+        publisher=composition.publisher(),
         events_topic=settings.stripe_events_topic,
         marker_ttl_days=settings.processed_event_ttl_days,
         livemode=settings.stripe_livemode,
@@ -76,3 +79,20 @@ def handle_reconcile_all_request() -> tuple[dict[str, Any], int]:
     summary = run_reconcile_all(build_service())
     everything_failed = summary["checked"] > 0 and summary["failed"] >= summary["checked"]
     return summary, 500 if everything_failed else 200
+
+
+def handle_sweep_request() -> flask.Response:
+    result = composition.relay().sweep(subscriber_settings().outbox_sweep_after_seconds)
+    return flask.jsonify({"customers": result.customers, "published": result.published})
+
+
+def handle_reevaluate_request() -> flask.Response:
+    settings = subscriber_settings()
+    result = reevaluate_due(
+        composition.repository(),
+        composition.relay(),
+        composition.policy(),
+        int(time.time()),
+        marker_ttl_days=settings.processed_event_ttl_days,
+    )
+    return flask.jsonify({"checked": result.checked, "changed": result.changed})
