@@ -39,8 +39,7 @@ def reevaluate_due(request: flask.Request) -> flask.Response:
 # Cloud Scheduler, nightly: catch up on undelivered events, then reconcile every customer.
 @functions_framework.http
 def reconcile_all(request: flask.Request) -> flask.Response:
-    summary, status = jobs.handle_reconcile_all_request()
-    return flask.make_response(flask.jsonify(summary), status)
+    return jobs.handle_reconcile_all_request()
 
 
 # Called by our own services only (Cloud Functions IAM), for the account in the bearer token.

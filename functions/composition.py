@@ -1,26 +1,97 @@
-"""Process-wide adapters, built on first use (never at import time) and then reused."""
+"""The composition root: the one place adapters are built and handed to services.
+
+Every entry point (the HTTP and Pub/Sub functions, the scheduled jobs, the CLI) asks here
+for what it needs. Builders run on first use, never at import time, and each result is
+kept for the life of the process. Adapter modules are imported inside the builders, so
+importing this module (or `billing-ops --help`) loads neither the Google nor the Stripe
+client libraries.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from functions.adapters.firestore_repository import FirestoreRepository
-from functions.adapters.pubsub_publisher import PubSubPublisher
-from functions.config import subscriber_settings
+from functions.config import (
+    reset_settings_cache,
+    stripe_api_settings,
+    subscriber_settings,
+    webhook_settings,
+)
 from functions.log import configure_logging
-from functions.services.relay import OutboxRelay
-from functions.services.subscriber import Subscriber
 from statemachine.decision import Policy
 
+if TYPE_CHECKING:
+    from functions.entrypoints.checkout import Deps as CheckoutDeps
+    from functions.entrypoints.webhook import WebhookHandler
+    from functions.ports import (
+        AccountStore,
+        AuditLog,
+        BillingRepository,
+        DeadLetterQueue,
+        Publisher,
+        StripeGateway,
+    )
+    from functions.services.accounts import AccountService
+    from functions.services.apply import Applier
+    from functions.services.dead_letters import DeadLetterService
+    from functions.services.reconcile import ReconcileService
+    from functions.services.relay import OutboxRelay
+    from functions.services.subscriber import Subscriber
+
+# ruff: noqa: PLC0415 - lazy imports are the point of this module (see the docstring)
+
+
+def _project() -> str:
+    return subscriber_settings().google_cloud_project
+
+
+# -- adapters -----------------------------------------------------------------------------
+
 
 @cache
-def repository() -> FirestoreRepository:
-    return FirestoreRepository(subscriber_settings().google_cloud_project)
+def repository() -> BillingRepository:
+    from functions.adapters.firestore_repository import FirestoreRepository
+
+    return FirestoreRepository(_project())
 
 
 @cache
-def publisher() -> PubSubPublisher:
-    return PubSubPublisher(subscriber_settings().google_cloud_project)
+def publisher() -> Publisher:
+    from functions.adapters.pubsub_publisher import PubSubPublisher
+
+    return PubSubPublisher(_project())
+
+
+@cache
+def audit() -> AuditLog:
+    from functions.adapters.firestore_audit import FirestoreAuditLog
+
+    return FirestoreAuditLog(_project())
+
+
+@cache
+def dead_letter_queue() -> DeadLetterQueue:
+    from functions.adapters.pubsub_dead_letters import PubSubDeadLetterQueue
+
+    settings = subscriber_settings()
+    return PubSubDeadLetterQueue(settings.google_cloud_project, settings.dead_letter_subscription)
+
+
+@cache
+def stripe_gateway() -> StripeGateway:
+    from functions.adapters.stripe_gateway import SdkStripeGateway
+
+    return SdkStripeGateway.from_settings(stripe_api_settings())
+
+
+def account_store(project: str) -> AccountStore:
+    from functions.adapters.firestore_accounts import FirestoreAccountStore
+
+    return FirestoreAccountStore(project)
+
+
+# -- services -----------------------------------------------------------------------------
 
 
 @cache
@@ -29,7 +100,24 @@ def policy() -> Policy:
 
 
 @cache
+def relay() -> OutboxRelay:
+    from functions.services.relay import OutboxRelay
+
+    return OutboxRelay(repository(), publisher(), subscriber_settings().entitlements_topic)
+
+
+@cache
+def applier() -> Applier:
+    from functions.services.apply import Applier
+
+    ttl = subscriber_settings().processed_event_ttl_days
+    return Applier(repository(), relay(), marker_ttl_days=ttl)
+
+
+@cache
 def subscriber() -> Subscriber:
+    from functions.services.subscriber import Subscriber
+
     settings = subscriber_settings()
     configure_logging(settings.log_level)
     return Subscriber(
@@ -44,11 +132,91 @@ def subscriber() -> Subscriber:
 
 
 @cache
-def relay() -> OutboxRelay:
-    return OutboxRelay(repository(), publisher(), subscriber_settings().entitlements_topic)
+def accounts() -> AccountService:
+    from functions.services.accounts import AccountService
+
+    return AccountService(applier(), audit(), policy())
+
+
+@cache
+def reconciler() -> ReconcileService:
+    from functions.services.reconcile import ReconcileService
+
+    settings = subscriber_settings()
+    return ReconcileService(
+        applier(),
+        stripe_gateway(),
+        policy(),
+        audit=audit(),
+        publisher=publisher(),
+        events_topic=settings.stripe_events_topic,
+        livemode=settings.stripe_livemode,
+    )
+
+
+@cache
+def dead_letters() -> DeadLetterService:
+    from functions.services.dead_letters import DeadLetterService
+
+    topic = subscriber_settings().stripe_events_topic
+    return DeadLetterService(
+        dead_letter_queue(), publisher(), audit(), repository(), events_topic=topic
+    )
+
+
+# -- HTTP functions with settings of their own --------------------------------------------
+
+
+@cache
+def webhook_handler() -> WebhookHandler:
+    from functions.adapters.pubsub_publisher import PubSubPublisher
+    from functions.entrypoints.webhook import WebhookHandler
+
+    # Its own settings (the signing secret, not the subscriber's) and its own publisher.
+    settings = webhook_settings()
+    configure_logging(settings.log_level)
+    return WebhookHandler(settings, PubSubPublisher(settings.google_cloud_project))
+
+
+@cache
+def checkout_deps() -> CheckoutDeps:
+    from functions.adapters.stripe_gateway import SdkStripeGateway
+    from functions.entrypoints.auth import auth_settings
+    from functions.entrypoints.checkout import Deps, checkout_settings
+
+    settings = checkout_settings()
+    return Deps(
+        gateway=SdkStripeGateway.from_settings(settings),
+        accounts=account_store(settings.google_cloud_project),
+        settings=settings,
+        auth=auth_settings(),
+    )
+
+
+_BUILDERS = (
+    repository,
+    publisher,
+    audit,
+    dead_letter_queue,
+    stripe_gateway,
+    policy,
+    relay,
+    applier,
+    subscriber,
+    accounts,
+    reconciler,
+    dead_letters,
+    webhook_handler,
+    checkout_deps,
+)
 
 
 def reset() -> None:
-    """For tests that change the environment between cases."""
-    for fn in (repository, publisher, policy, subscriber, relay):
-        fn.cache_clear()
+    """Tests change the environment between cases; production processes never call this."""
+    reset_settings_cache()
+    for builder in _BUILDERS:
+        builder.cache_clear()
+    from functions.entrypoints import auth, checkout
+
+    checkout.checkout_settings.cache_clear()
+    auth.auth_settings.cache_clear()

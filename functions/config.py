@@ -16,6 +16,8 @@ from typing import Annotated, TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from functions.errors import ConfigError
+
 # Defaults double as the canonical resource names (see tests/unit/test_infra_drift.py).
 DEFAULT_STRIPE_EVENTS_TOPIC = "stripe-events"
 DEFAULT_ENTITLEMENTS_TOPIC = "entitlement-changed"
@@ -24,10 +26,6 @@ DEFAULT_STRIPE_EVENTS_SUBSCRIPTION = "stripe-events-subscriber"
 DEFAULT_DEAD_LETTER_SUBSCRIPTION = "stripe-events-dead-letter-ops"
 
 _S = TypeVar("_S", bound="CommonSettings")
-
-
-class ConfigError(RuntimeError):
-    """Start-up configuration is missing or invalid; the message names the variable."""
 
 
 class CommonSettings(BaseSettings):

@@ -1,4 +1,9 @@
-"""The billing repository port: every state change goes through `apply`.
+"""Every port: the small Protocols services depend on, and the values they exchange.
+
+Each has one real adapter in functions/adapters/ and a fake in tests/support/; the
+contract suites in tests/integration/ run the same tests against both.
+
+The billing repository: every state change goes through `apply`.
 
 `apply` runs one transaction that (1) creates the idempotency marker for the operation id,
 (2) lets the pure domain decide from the current record, (3) stores the new record, an
@@ -10,20 +15,24 @@ once (transaction retries), so it must be pure: it is, it is the domain.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from functions import stripe_events as events
 from schemas.documents import (
+    AccountLink,
+    AuditRecord,
     BillingRecord,
     FailureRecord,
     HistoryEntry,
     OutboxEntry,
 )
+from schemas.stripe import customer_id_of
 from statemachine import entitlement_message
 from statemachine.decision import Decision
 
-Source = Literal["webhook", "replay", "reconcile", "override", "reevaluate"]
+Source = Literal["webhook", "replay", "catch_up", "reconcile", "override", "reevaluate"]
 DecideFn = Callable[[BillingRecord], Decision]
 
 
@@ -43,7 +52,6 @@ class Operation:
 class ApplyResult:
     duplicate: bool
     decision: Decision | None  # None when duplicate or when there is no customer
-    outbox_version: int | None  # the version written to the outbox, if any
     # Every unsent outbox entry of the customer right after the commit, oldest first, when
     # the transaction could prove the list complete; None when it could not (the relay then
     # reads the outbox). Proof: relays mark versions sent in order, so once the newest
@@ -123,3 +131,197 @@ class BillingRepository(Protocol):
         """Customers whose access may change with time alone: grace, access or override
         deadline at or before `now`. May include ones already re-evaluated (cheap noop)."""
         ...
+
+
+# -- Pub/Sub ------------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    def publish(
+        self,
+        topic: str,
+        data: bytes,
+        *,
+        attributes: Mapping[str, str],
+        ordering_key: str = "",
+        timeout: float = 10.0,
+    ) -> str:
+        """Publish and wait for the server's ack; returns the message id.
+
+        Raises TransientError on any failure: the caller answers so the message is retried.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    ack_id: str
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    published_at: float  # when it reached the dead-letter topic
+    extra_ack_ids: tuple[str, ...] = ()  # redelivered copies of the same message
+
+    @property
+    def event_id(self) -> str:
+        return (
+            self.attributes.get(events.EVENT_ID)
+            or self._envelope().get("id")
+            or self.attributes.get(events.FAILURE_KEY)
+            or f"msg-{self.message_id}"
+        )
+
+    @property
+    def event_type(self) -> str | None:
+        return self.attributes.get(events.EVENT_TYPE) or self._envelope().get("type")
+
+    @property
+    def customer_id(self) -> str | None:
+        if self.attributes.get(events.CUSTOMER_ID):
+            return self.attributes[events.CUSTOMER_ID]
+        data = self._envelope().get("data")
+        return customer_id_of(data.get("object") if isinstance(data, dict) else None)
+
+    @property
+    def created(self) -> int | None:
+        """The Stripe event's own creation time, when the body can be read."""
+        stamp = self.attributes.get(events.CREATED, "")
+        if stamp.isdigit():
+            return int(stamp)
+        value = self._envelope().get("created")
+        return value if isinstance(value, int) else None
+
+    @property
+    def reason_code(self) -> str:
+        if events.DEAD_LETTER_REASON_CODE in self.attributes:
+            return self.attributes[events.DEAD_LETTER_REASON_CODE]
+        # Forwarded by Pub/Sub's policy: the subscriber kept failing transiently.
+        return "max_attempts" if events.SOURCE_DELIVERY_COUNT in self.attributes else "unknown"
+
+    @property
+    def reason(self) -> str:
+        return self.attributes.get(events.DEAD_LETTER_REASON, "")
+
+    @property
+    def delivery_attempts(self) -> int | None:
+        count = self.attributes.get(events.SOURCE_DELIVERY_COUNT)
+        return int(count) if count and count.isdigit() else None
+
+    @property
+    def dead_lettered_at(self) -> float:
+        stamp = self.attributes.get(events.DEAD_LETTERED_AT, "")
+        return float(stamp) if stamp.isdigit() else self.published_at
+
+    def _envelope(self) -> dict[str, Any]:
+        # Best effort: an undecodable body is exactly the kind of thing that lands here.
+        try:
+            parsed = events.loads(self.data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    def envelope_summary(self) -> dict[str, Any]:
+        env = self._envelope()
+        obj = env.get("data", {}).get("object", {}) if env else {}
+        return {
+            "id": env.get("id"),
+            "type": env.get("type"),
+            "created": env.get("created"),
+            "livemode": env.get("livemode"),
+            "api_version": env.get("api_version"),
+            "object": obj.get("object") if isinstance(obj, dict) else None,
+            "object_id": obj.get("id") if isinstance(obj, dict) else None,
+            "bytes": len(self.data),
+            "parseable": bool(env),
+        }
+
+
+class DeadLetterQueue(Protocol):
+    """A lease-based view of the dead-letter topic's ops subscription.
+
+    Reading leases: whatever is leased must be acked (done with) or released (handed back
+    at once), so nothing is lost when a command ends early.
+    """
+
+    @property
+    def path(self) -> str: ...
+
+    def lease_all(self, limit: int = 10_000) -> list[DeadLetter]: ...
+
+    def ack(self, messages: Iterable[DeadLetter]) -> None: ...
+
+    def release(self, messages: Iterable[DeadLetter]) -> None: ...
+
+
+# -- Firestore, beside the billing records -------------------------------------------------
+
+
+class AccountStore(Protocol):
+    def get(self, account_id: str) -> AccountLink | None: ...
+
+    def link(self, account_id: str, customer_id: str, now: int) -> AccountLink:
+        """Creates the link unless one exists; returns whichever link is stored."""
+        ...
+
+    def mark_trial_used(self, account_id: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    """The operator audit: who did what to which target, why, and when."""
+
+    def write(self, record: AuditRecord) -> AuditRecord: ...
+
+    def list(
+        self, *, target: str | None = None, action: str | None = None, limit: int = 50
+    ) -> list[AuditRecord]: ...
+
+
+# -- Stripe -------------------------------------------------------------------------------
+
+
+class StripeGateway(Protocol):
+    """What our code needs from Stripe. Params use Stripe's own field names."""
+
+    # Catalog
+    def list_products(self) -> list[dict[str, Any]]: ...
+    def create_product(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+    def list_prices(
+        self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    def create_price(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    # Customers and sessions
+    def create_customer(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_checkout_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_portal_session(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    # Subscriptions
+    def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
+    def update_subscription(
+        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def create_subscription_schedule(
+        self, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_subscription_schedule(
+        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    def release_subscription_schedule(
+        self, schedule_id: str, *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    # Events (on-call: what Stripe failed to deliver to our webhook)
+    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]: ...

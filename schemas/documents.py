@@ -12,7 +12,7 @@ Layout (collection/doc):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,7 +118,9 @@ class HistoryEntry(_Doc):
     trigger: str | None = None
     version: int
     at: int
-    source: Literal["webhook", "replay", "reconcile", "override", "reevaluate"] = "webhook"
+    source: Literal["webhook", "replay", "catch_up", "reconcile", "override", "reevaluate"] = (
+        "webhook"
+    )
 
 
 class OutboxEntry(_Doc):
@@ -158,3 +160,17 @@ class FailureRecord(_Doc):
     first_failed_at: float
     last_failed_at: float
     dead_lettered: bool = False
+
+
+class AuditRecord(BaseModel):
+    """`ops_audit/{audit_id}`: one operator action (who, what, which target, why)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    audit_id: str
+    actor: str
+    action: str  # e.g. dlq.replay, dlq.purge, override.set, override.clear, reconcile
+    target: str  # a customer id, an event id, or the queue name
+    reason: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    at: float

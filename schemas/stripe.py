@@ -38,6 +38,23 @@ def _id_of(value: object) -> str | None:
     raise ValueError("expected an id string or an object with an id")
 
 
+# Stripe's event ids; the webhook and the subscriber both hold an envelope to this.
+EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]+$"
+
+
+def customer_id_of(obj: Any) -> str | None:
+    """The Stripe customer an event's `data.object` is about: itself for a customer."""
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("object") == "customer":
+        ref = obj.get("id")
+        return ref if isinstance(ref, str) and ref else None
+    try:
+        return _id_of(obj.get("customer")) or None
+    except ValueError:
+        return None
+
+
 class Price(_Tolerant):
     id: str
     lookup_key: str | None = None
@@ -93,12 +110,6 @@ class Subscription(_Tolerant):
             return max(ends)
         return self.current_period_end
 
-    @property
-    def period_start(self) -> int | None:
-        starts = [i.current_period_start for i in self.items.data if i.current_period_start]
-        if starts:
-            return max(starts)
-        return self.current_period_start
 
 
 class InvoiceSubscriptionDetails(_Tolerant):
@@ -165,7 +176,7 @@ class EventRequest(_Tolerant):
 class StripeEvent(_Tolerant):
     """The event envelope. `data.object` stays a dict until the domain picks a model."""
 
-    id: str = Field(pattern=r"^evt_[A-Za-z0-9_]+$")
+    id: str = Field(pattern=EVENT_ID_PATTERN)
     object: Literal["event"] = "event"
     type: str = Field(min_length=1)
     created: int = Field(ge=0)
@@ -195,9 +206,4 @@ class StripeEvent(_Tolerant):
     @property
     def customer_id(self) -> str | None:
         """The Stripe customer this event is about, or None (for example a product event)."""
-        if self.object_type == "customer":
-            return self.object_id
-        try:
-            return _id_of(self.data.object.get("customer"))
-        except ValueError:
-            return None
+        return customer_id_of(self.data.object)

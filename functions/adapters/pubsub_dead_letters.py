@@ -12,165 +12,21 @@ because the subscriber is idempotent on the Stripe event id.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud.pubsub_v1 import SubscriberClient
 
-from functions.errors import TransientError
+from functions.adapters.google_errors import google_call
+from functions.ports import DeadLetter
 
-# Attributes Pub/Sub's dead-letter policy adds when it forwards after max attempts.
-SOURCE_DELIVERY_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"
-_DEAD_LETTER_PREFIXES = ("dead_letter", "dead_lettered", "CloudPubSubDeadLetter")
-_DROP_ON_REPLAY = ("failure_key",)
 _PULL_BATCH = 100
 # Long enough to replay a large batch, within Pub/Sub's 600 s maximum.
 _LEASE_SECONDS = 300
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    ack_id: str
-    message_id: str
-    data: bytes
-    attributes: Mapping[str, str]
-    published_at: float  # when it reached the dead-letter topic
-    extra_ack_ids: tuple[str, ...] = ()  # redelivered copies of the same message
-
-    @property
-    def event_id(self) -> str:
-        return (
-            self.attributes.get("event_id")
-            or self._envelope().get("id")
-            or self.attributes.get("failure_key")
-            or f"msg-{self.message_id}"
-        )
-
-    @property
-    def event_type(self) -> str | None:
-        return self.attributes.get("event_type") or self._envelope().get("type")
-
-    @property
-    def customer_id(self) -> str | None:
-        if self.attributes.get("customer_id"):
-            return self.attributes["customer_id"]
-        obj = self._envelope().get("data", {}).get("object", {})
-        if not isinstance(obj, dict):
-            return None
-        if obj.get("object") == "customer":
-            return obj.get("id")
-        customer = obj.get("customer")
-        if isinstance(customer, dict):
-            customer = customer.get("id")
-        return customer if isinstance(customer, str) else None
-
-    @property
-    def created(self) -> int | None:
-        """The Stripe event's own creation time, when the body can be read."""
-        stamp = self.attributes.get("created", "")
-        if stamp.isdigit():
-            return int(stamp)
-        value = self._envelope().get("created")
-        return value if isinstance(value, int) else None
-
-    @property
-    def reason_code(self) -> str:
-        if "dead_letter_reason_code" in self.attributes:
-            return self.attributes["dead_letter_reason_code"]
-        # Forwarded by Pub/Sub's policy: the subscriber kept failing transiently.
-        return "max_attempts" if SOURCE_DELIVERY_COUNT in self.attributes else "unknown"
-
-    @property
-    def reason(self) -> str:
-        return self.attributes.get("dead_letter_reason", "")
-
-    @property
-    def delivery_attempts(self) -> int | None:
-        count = self.attributes.get(SOURCE_DELIVERY_COUNT)
-        return int(count) if count and count.isdigit() else None
-
-    @property
-    def dead_lettered_at(self) -> float:
-        stamp = self.attributes.get("dead_lettered_at", "")
-        return float(stamp) if stamp.isdigit() else self.published_at
-
-    def _envelope(self) -> dict[str, Any]:
-        # Best effort: an undecodable body is exactly the kind of thing that lands here.
-        try:
-            parsed = json.loads(self.data)
-        except (ValueError, UnicodeDecodeError):
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-
-    def envelope_summary(self) -> dict[str, Any]:
-        env = self._envelope()
-        obj = env.get("data", {}).get("object", {}) if env else {}
-        return {
-            "id": env.get("id"),
-            "type": env.get("type"),
-            "created": env.get("created"),
-            "livemode": env.get("livemode"),
-            "api_version": env.get("api_version"),
-            "object": obj.get("object") if isinstance(obj, dict) else None,
-            "object_id": obj.get("id") if isinstance(obj, dict) else None,
-            "bytes": len(self.data),
-            "parseable": bool(env),
-        }
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Which dead letters an operation touches. Empty selector = nothing (never implicit all)."""
-
-    event_ids: frozenset[str] = frozenset()
-    event_type: str | None = None
-    customer_id: str | None = None
-    since: float | None = None
-    all: bool = False
-
-    @property
-    def empty(self) -> bool:
-        return not (self.all or self.event_ids or self.event_type or self.customer_id or self.since)
-
-    def matches(self, msg: DeadLetter) -> bool:
-        if self.empty:
-            return False
-        if (
-            self.event_ids
-            and msg.event_id not in self.event_ids
-            and (msg.message_id not in self.event_ids)
-        ):
-            return False
-        if self.event_type and msg.event_type != self.event_type:
-            return False
-        if self.customer_id and msg.customer_id != self.customer_id:
-            return False
-        return not (self.since is not None and msg.dead_lettered_at < self.since)
-
-
-def replay_attributes(msg: DeadLetter, actor: str, now: float) -> dict[str, str]:
-    """The original webhook attributes, minus the failure stamps, plus replay markers."""
-    attributes = {
-        k: v
-        for k, v in msg.attributes.items()
-        if not k.startswith(_DEAD_LETTER_PREFIXES) and k not in _DROP_ON_REPLAY
-    }
-    attributes.update(
-        {
-            "replay": "true",  # the subscriber records source=replay in the history
-            "replay_of_message_id": msg.message_id,
-            "replayed_at": str(int(now)),
-            "replayed_by": actor,
-        }
-    )
-    return attributes
-
-
-class DeadLetterQueue:
+class PubSubDeadLetterQueue:
     """A lease-based view of the ops pull subscription on the dead-letter topic."""
 
     def __init__(
@@ -262,21 +118,8 @@ class DeadLetterQueue:
 
     @staticmethod
     def _call(what: str, fn: Callable[[], Any]) -> Any:
-        try:
+        with google_call(f"dead-letter subscription {what}"):
             return fn()
-        except gexc.NotFound as exc:
-            raise DeadLetterError(f"dead-letter subscription not found ({what})") from exc
-        except (
-            gexc.ServiceUnavailable,
-            gexc.DeadlineExceeded,
-            gexc.RetryError,
-            gexc.InternalServerError,
-        ) as exc:
-            raise TransientError(f"pub/sub {what} failed: {type(exc).__name__}") from exc
-
-
-class DeadLetterError(RuntimeError):
-    """The queue cannot be read as configured (for example the subscription is missing)."""
 
 
 def _ack_ids(messages: Iterable[DeadLetter]) -> list[str]:

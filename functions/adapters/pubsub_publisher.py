@@ -23,43 +23,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from functions.errors import TransientError
 
 
-class Publisher(Protocol):
-    def publish(
-        self,
-        topic: str,
-        data: bytes,
-        *,
-        attributes: Mapping[str, str],
-        ordering_key: str = "",
-        timeout: float = 10.0,
-    ) -> str:
-        """Publish and wait for the server's ack; returns the message id.
-
-        Raises TransientError on any failure: the caller answers so the message is retried.
-        """
-        ...
-
-
 def _retry_policy(timeout: float) -> Any:
     """Retry what the server may answer differently in a moment, within `timeout` overall."""
-    from google.api_core import exceptions  # noqa: PLC0415
     from google.api_core.retry import Retry, if_exception_type  # noqa: PLC0415
 
+    from functions.adapters.google_errors import TRANSIENT  # noqa: PLC0415
+
     return Retry(
-        predicate=if_exception_type(
-            exceptions.Aborted,
-            exceptions.Cancelled,
-            exceptions.DeadlineExceeded,
-            exceptions.InternalServerError,
-            exceptions.ResourceExhausted,
-            exceptions.ServiceUnavailable,
-            exceptions.Unknown,
-        ),
+        predicate=if_exception_type(*TRANSIENT),
         initial=0.05,
         maximum=1.0,
         multiplier=2.0,
@@ -116,6 +92,8 @@ class PubSubPublisher:
             )
             message_id: str = response.message_ids[0]
         except Exception as exc:
+            # Every failure is transient here, even a missing topic: that is a deployment
+            # fault, and the webhook must answer 5xx (Stripe retries) rather than drop it.
             raise TransientError(
                 f"publish to topic {topic!r} failed: {type(exc).__name__}: {exc}"
             ) from exc

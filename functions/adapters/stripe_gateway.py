@@ -25,83 +25,19 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import stripe
 
 from functions.config import StripeApiSettings
-from functions.errors import PermanentError, TransientError
+from functions.errors import StripeRejected, StripeUnavailable
 from functions.log import get_logger
 
-# Pinned once; must match the SDK's generated version (tests/unit/test_stripe_version.py).
+# Pinned once; must match the SDK's generated version (tests/integration/test_stripe_gateway.py).
 STRIPE_API_VERSION = "2026-10-28.endive"
 
 _PAGE = 100
 _T = TypeVar("_T")
-
-
-class StripeUnavailable(TransientError):
-    """Stripe could not be reached or kept failing (429/5xx after retries)."""
-
-
-class StripeRejected(PermanentError):
-    """Stripe refused the request (4xx): retrying the same request cannot help."""
-
-    reason_code = "stripe_rejected"
-
-    def __init__(self, message: str, *, http_status: int | None, code: str | None) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.code = code
-
-
-class StripeGateway(Protocol):
-    """What our code needs from Stripe. Params use Stripe's own field names."""
-
-    # Catalog
-    def list_products(self) -> list[dict[str, Any]]: ...
-    def create_product(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
-    def list_prices(
-        self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
-    ) -> list[dict[str, Any]]: ...
-    def create_price(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    # Customers and sessions
-    def create_customer(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def create_checkout_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def create_portal_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-
-    # Subscriptions
-    def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
-    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]: ...
-    def update_subscription(
-        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def create_subscription_schedule(
-        self, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-    def update_subscription_schedule(
-        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-
-    def release_subscription_schedule(
-        self, schedule_id: str, *, idempotency_key: str
-    ) -> dict[str, Any]: ...
-
-    # Events (on-call: what Stripe failed to deliver to our webhook)
-    def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]: ...
 
 
 class TokenBucket:
@@ -329,14 +265,6 @@ class SdkStripeGateway:
                 "list subscriptions",
                 lambda q: v1.subscriptions.list(cast(Any, q)),
                 {"customer": customer_id, "status": "all"},
-            )
-        )
-
-    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return self._dict(
-            self._call(
-                "retrieve subscription",
-                lambda: self._client.v1.subscriptions.retrieve(subscription_id),
             )
         )
 

@@ -19,7 +19,7 @@ import jwt
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from functions.config import ConfigError
+from functions.errors import ConfigError
 
 AUDIENCE = "dataface-billing"
 _ALGORITHM = "HS256"

@@ -49,17 +49,12 @@ from typing import Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.adapters.firestore_accounts import AccountStore, FirestoreAccountStore
-from functions.adapters.stripe_gateway import (
-    SdkStripeGateway,
-    StripeGateway,
-    StripeRejected,
-    StripeUnavailable,
-)
-from functions.config import ConfigError, StripeApiSettings, load_settings
-from functions.entrypoints.auth import AuthSettings, Unauthenticated, auth_settings, verify_bearer
-from functions.errors import TransientError
+from functions import composition
+from functions.config import StripeApiSettings, load_settings
+from functions.entrypoints.auth import AuthSettings, Unauthenticated, verify_bearer
+from functions.errors import ConfigError, StripeRejected, StripeUnavailable, TransientError
 from functions.log import get_logger
+from functions.ports import AccountStore, StripeGateway
 from schemas.catalog import Catalog
 from statemachine.catalog import CATALOG
 
@@ -143,24 +138,6 @@ class Deps:
     clock: Callable[[], float] = time.time
 
 
-@cache
-def default_deps() -> Deps:
-    settings = checkout_settings()
-    return Deps(
-        gateway=SdkStripeGateway.from_settings(settings),
-        accounts=FirestoreAccountStore(settings.google_cloud_project),
-        settings=settings,
-        auth=auth_settings(),
-    )
-
-
-def reset_deps() -> None:
-    """Tests change the environment between cases; production never calls this."""
-    default_deps.cache_clear()
-    checkout_settings.cache_clear()
-    auth_settings.cache_clear()
-
-
 class HttpError(Exception):
     def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -185,7 +162,7 @@ def _serve(
     if request.method != "POST":
         return _json(405, {"error": "method_not_allowed", "message": "use POST"}, Allow="POST")
     try:
-        deps = deps or default_deps()
+        deps = deps or composition.checkout_deps()
     except ConfigError as exc:
         log.error("config_error", error=str(exc))
         return _json(500, {"error": "misconfigured", "message": "service misconfigured"})

@@ -10,25 +10,17 @@ costs microseconds), only the few envelope fields needed for routing.
 from __future__ import annotations
 
 import json
-import re
-import secrets
-import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import flask
-import orjson
 import stripe
 
-from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
-from functions.config import WebhookSettings, webhook_settings
+from functions.config import WebhookSettings
 from functions.errors import TransientError
-from functions.log import configure_logging, get_logger
-
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-_CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/|;|$)")
+from functions.log import get_logger
+from functions.ports import Publisher
+from functions.stripe_events import InvalidEnvelope, parse_envelope, trace_context
 
 
 class Rejected(Exception):
@@ -39,87 +31,6 @@ class Rejected(Exception):
         self.status = status
         self.reason = reason
         self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """The routing fields of a Stripe event; the rest of the body is never parsed here."""
-
-    id: str
-    type: str
-    created: int
-    livemode: bool
-    api_version: str | None
-    object_id: str | None
-    customer_id: str | None
-
-    def attributes(self, trace_id: str, traceparent: str) -> dict[str, str]:
-        attrs = {
-            "event_id": self.id,
-            "event_type": self.type,
-            "created": str(self.created),
-            "livemode": "true" if self.livemode else "false",
-            "trace_id": trace_id,
-            "traceparent": traceparent,
-        }
-        if self.api_version:
-            attrs["api_version"] = self.api_version
-        if self.object_id:
-            attrs["object_id"] = self.object_id
-        if self.customer_id:
-            attrs["customer_id"] = self.customer_id
-        return attrs
-
-
-def _ref_id(value: object) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict):
-        ref = value.get("id")
-        return ref if isinstance(ref, str) and ref else None
-    return None
-
-
-def _loads(body: bytes) -> Any:
-    # orjson first: on a 60 KB event the standard parser was the largest cost of ours in
-    # the bench's profile (~0.25 ms; orjson ~0.12). It is stricter on edge cases such as
-    # lone surrogate escapes, which json accepts: those fall back rather than turn a
-    # genuine, signed Stripe event into a 400 it would retry for days.
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
-
-
-def parse_envelope(body: bytes) -> Envelope:
-    try:
-        doc = _loads(body)
-    except ValueError:
-        raise Rejected(400, "invalid_json") from None
-    if not isinstance(doc, dict):
-        raise Rejected(400, "invalid_json")
-    event_id, event_type, created = doc.get("id"), doc.get("type"), doc.get("created")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
-        raise Rejected(400, "invalid_envelope")
-    if not event_type or isinstance(created, bool) or not isinstance(created, int):
-        raise Rejected(400, "invalid_envelope")
-    data = doc.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    object_id = customer_id = None
-    if isinstance(obj, dict):
-        object_id = _ref_id(obj.get("id"))
-        # A customer.* event's object is the customer itself.
-        customer_id = object_id if obj.get("object") == "customer" else _ref_id(obj.get("customer"))
-    api_version = doc.get("api_version")
-    return Envelope(
-        id=event_id,
-        type=event_type,
-        created=created,
-        livemode=doc.get("livemode") is True,
-        api_version=api_version if isinstance(api_version, str) else None,
-        object_id=object_id,
-        customer_id=customer_id,
-    )
 
 
 def _header_timestamp(header: str | None) -> int:
@@ -166,17 +77,6 @@ def verify(body: bytes, header: str | None, settings: WebhookSettings) -> int:
             continue
         return index
     raise Rejected(400, "bad_signature")
-
-
-def trace_context(headers: Mapping[str, str] | Any) -> tuple[str, str]:
-    """(trace_id, traceparent) from W3C traceparent or X-Cloud-Trace-Context, else new."""
-    incoming = (headers.get("traceparent") or "").strip().lower()
-    match = _TRACEPARENT.match(incoming)
-    if match and match.group(1) != "0" * 32:
-        return match.group(1), incoming
-    match = _CLOUD_TRACE.match((headers.get("X-Cloud-Trace-Context") or "").strip().lower())
-    trace_id = match.group(1) if match else secrets.token_hex(16)
-    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
 def _json(payload: dict[str, Any], status: int) -> flask.Response:
@@ -233,7 +133,10 @@ class WebhookHandler:
         fields["secret_index"] = verify(
             body, request.headers.get("Stripe-Signature"), self._settings
         )
-        envelope = parse_envelope(body)
+        try:
+            envelope = parse_envelope(body)
+        except InvalidEnvelope as exc:
+            raise Rejected(400, exc.code) from None
         fields.update(
             event_id=envelope.id, event_type=envelope.type, customer_id=envelope.customer_id
         )
@@ -262,27 +165,8 @@ class WebhookHandler:
         return 200, "published", {"received": True}
 
 
-_handler: WebhookHandler | None = None
-_lock = threading.Lock()
-
-
-def handler() -> WebhookHandler:
-    """Built on the first request: settings validated, publisher client kept for life."""
-    global _handler  # noqa: PLW0603 - one handler per process, built lazily
-    if _handler is None:
-        with _lock:
-            if _handler is None:
-                settings = webhook_settings()
-                configure_logging(settings.log_level)
-                _handler = WebhookHandler(settings, PubSubPublisher(settings.google_cloud_project))
-    return _handler
-
-
 def handle(request: flask.Request) -> flask.Response:
-    return handler()(request)
+    # The handler is built on the first request (settings validated, publisher kept).
+    from functions import composition  # noqa: PLC0415 - the root imports this module
 
-
-def reset() -> None:
-    """For tests that change the environment between cases."""
-    global _handler  # noqa: PLW0603
-    _handler = None
+    return composition.webhook_handler()(request)

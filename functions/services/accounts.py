@@ -1,6 +1,6 @@
 """Account views and the manual override: what on-call reads and the one escape hatch.
 
-An override is a domain input like any other: it goes through `repo.apply` (marker +
+An override is a domain input like any other: it goes through `Applier.apply` (marker +
 record + history + outbox in one transaction), so it is visible in `account show`, in the
 customer's history, and downstream as an entitlement-changed message, and an expired
 override is dropped by the domain the same way. The operator audit records who and why.
@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import statemachine
-from functions.adapters.firestore_audit import AuditLog, AuditRecord, new_record
-from functions.errors import TransientError
-from functions.log import get_logger
-from functions.ports import BillingRepository, Operation
-from schemas.documents import BillingRecord, HistoryEntry, OutboxEntry, Override
+from functions.errors import RelayDeferred, TransientError
+from functions.ports import AuditLog, BillingRepository, Operation
+from functions.services.apply import Applied, Applier
+from functions.services.audit import new_record
+from schemas.documents import AuditRecord, BillingRecord, HistoryEntry, Override
 from schemas.entitlements import AccessLevel
 from statemachine.decision import Decision, Policy
 
-if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.services.relay import OutboxRelay
-
 # Operator ids live next to Stripe event ids in processed_events; the prefix keeps them apart.
 OPS_PREFIX = "ops_"
+# Overrides are an escape hatch, not a plan: they must run out and be looked at again.
+MAX_OVERRIDE_SECONDS = 90 * 86_400
 
 
 class AccountNotFound(LookupError):
@@ -96,23 +95,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def override_active(record: BillingRecord, now: float) -> bool:
+    return bool(record.override and record.override.expires_at > now)
+
+
 class AccountService:
     def __init__(
         self,
-        repo: BillingRepository,
-        relay: OutboxRelay,
+        applier: Applier,
         audit: AuditLog,
         policy: Policy,
         *,
-        marker_ttl_days: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._repo = repo
-        self._relay = relay
+        self._applier = applier
+        self._repo = applier.repo
         self._audit = audit
         self._policy = policy
-        self._ttl = marker_ttl_days
         self._clock = clock
+
+    def customer_id(self, ref: str) -> str:
+        """A customer id or a linked account id -> the customer id; AccountNotFound."""
+        return resolve_customer(self._repo, ref)
 
     def record(self, ref: str) -> BillingRecord:
         customer = resolve_customer(self._repo, ref)
@@ -147,6 +151,8 @@ class AccountService:
         if access is not None:
             if expires_at is None or expires_at <= now:
                 raise ValueError("an override needs an expiry in the future")
+            if expires_at - now > MAX_OVERRIDE_SECONDS:
+                raise ValueError(f"an override lasts at most {MAX_OVERRIDE_SECONDS // 86_400}d")
             override = Override(
                 access=access, reason=reason, actor=actor, expires_at=expires_at, created_at=now
             )
@@ -164,7 +170,12 @@ class AccountService:
             at=now,
             source="override",
         )
-        result = self._repo.apply(op, decide, marker_ttl_days=self._ttl)
+        relay_error = None
+        try:
+            applied = self._applier.apply(op, decide)
+        except RelayDeferred as exc:
+            applied, relay_error = cast(Applied, exc.committed), str(exc)
+        result = applied.result
         if result.decision is None:  # a fresh uuid cannot be a duplicate
             raise TransientError(f"override {op.op_id} was not applied")
         audit = self._audit.write(
@@ -180,26 +191,12 @@ class AccountService:
                 version=result.decision.record.version,
             )
         )
-        published, relay_error = self._publish(before.customer_id, result.pending)
         return OverrideResult(
             before.customer_id,
             result.decision,
             before,
             applied=True,
-            published=published,
+            published=applied.published,
             relay_error=relay_error,
             audit=audit,
         )
-
-    def _publish(
-        self, customer_id: str, pending: Sequence[OutboxEntry] | None
-    ) -> tuple[int, str | None]:
-        # The change is committed with its outbox entry; if publishing fails now the
-        # sweep publishes it later, so report it rather than pretend the write failed.
-        try:
-            return self._relay.relay_customer(customer_id, pending), None
-        except Exception as exc:
-            get_logger(component="ops", customer_id=customer_id).warning(
-                "ops_relay_deferred", error=type(exc).__name__
-            )
-            return 0, f"{type(exc).__name__}: {exc}"

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from functions.adapters.stripe_gateway import StripeGateway
+from functions.ports import StripeGateway
 from schemas.catalog import AddOn, Catalog, Plan
 
 Action = Literal[
@@ -124,84 +124,59 @@ def plan_sync(catalog: Catalog, gateway: StripeGateway) -> list[Change]:
     }
     changes: list[Change] = []
     for item in items:
-        want_product = product_fields(item, catalog)
         product = products.get(item.id)
-        if product is None:
-            changes.append(Change("create_product", item.id, fields=want_product))
-        else:
-            diff = {
-                k: v
-                for k, v in want_product.items()
-                if (
-                    k == "metadata"
-                    and any(product["metadata"].get(mk) != mv for mk, mv in v.items())
-                )
-                or (k != "metadata" and product.get(k) != v)
-            }
-            if not product.get("active", True):
-                diff["active"] = True
-            if diff:
-                changes.append(
-                    Change(
-                        "update_product",
-                        item.id,
-                        stripe_id=product["id"],
-                        fields=diff,
-                        reason="fields differ: " + ", ".join(sorted(diff)),
-                    )
-                )
-            else:
-                changes.append(Change("no_change", item.id, stripe_id=product["id"]))
-
-        want_price = price_fields(item, catalog)
-        price = prices.get(item.lookup_key)
-        product_id = product["id"] if product else None
-        if price is None:
-            changes.append(
-                Change("create_price", item.id, item.lookup_key, fields=want_price, reason="new")
-            )
-        elif product_id is None or not _price_matches(price, want_price, product_id):
-            old = f"{price.get('unit_amount')} {price.get('currency')}"
-            new = f"{want_price['unit_amount']} {want_price['currency']}"
-            changes.append(
-                Change(
-                    "create_price",
-                    item.id,
-                    item.lookup_key,
-                    fields={**want_price, "transfer_lookup_key": True},
-                    reason=f"price changed {old} -> {new}; lookup key transfers",
-                )
-            )
-            changes.append(
-                Change(
-                    "archive_price",
-                    item.id,
-                    item.lookup_key,
-                    stripe_id=price["id"],
-                    fields={"active": False},
-                    reason="superseded",
-                )
-            )
-        else:
-            diff = {}
-            if any(price["metadata"].get(k) != v for k, v in want_price["metadata"].items()):
-                diff["metadata"] = want_price["metadata"]
-            if not price.get("active", True):
-                diff["active"] = True
-            if diff:
-                changes.append(
-                    Change(
-                        "update_price",
-                        item.id,
-                        item.lookup_key,
-                        stripe_id=price["id"],
-                        fields=diff,
-                        reason="fields differ: " + ", ".join(sorted(diff)),
-                    )
-                )
-            else:
-                changes.append(Change("no_change", item.id, item.lookup_key, stripe_id=price["id"]))
+        changes.append(_product_change(item, product, catalog))
+        changes += _price_changes(item, prices.get(item.lookup_key), product, catalog)
     return changes
+
+
+def _product_change(item: Plan | AddOn, product: dict[str, Any] | None, catalog: Catalog) -> Change:
+    want = product_fields(item, catalog)
+    if product is None:
+        return Change("create_product", item.id, fields=want)
+    diff = {
+        k: v
+        for k, v in want.items()
+        if (k == "metadata" and any(product["metadata"].get(mk) != mv for mk, mv in v.items()))
+        or (k != "metadata" and product.get(k) != v)
+    }
+    if not product.get("active", True):
+        diff["active"] = True
+    if not diff:
+        return Change("no_change", item.id, stripe_id=product["id"])
+    reason = "fields differ: " + ", ".join(sorted(diff))
+    return Change("update_product", item.id, stripe_id=product["id"], fields=diff, reason=reason)
+
+
+def _price_changes(
+    item: Plan | AddOn,
+    price: dict[str, Any] | None,
+    product: dict[str, Any] | None,
+    catalog: Catalog,
+) -> list[Change]:
+    want = price_fields(item, catalog)
+    key = item.lookup_key
+    if price is None:
+        return [Change("create_price", item.id, key, fields=want, reason="new")]
+    if product is None or not _price_matches(price, want, product["id"]):
+        # Stripe prices are immutable: a new amount is a new price that takes the key over.
+        old = f"{price.get('unit_amount')} {price.get('currency')}"
+        new = f"{want['unit_amount']} {want['currency']}"
+        fields = {**want, "transfer_lookup_key": True}
+        reason = f"price changed {old} -> {new}; lookup key transfers"
+        archive = Change(
+            "archive_price", item.id, key, price["id"], {"active": False}, reason="superseded"
+        )
+        return [Change("create_price", item.id, key, fields=fields, reason=reason), archive]
+    diff: dict[str, Any] = {}
+    if any(price["metadata"].get(k) != v for k, v in want["metadata"].items()):
+        diff["metadata"] = want["metadata"]
+    if not price.get("active", True):
+        diff["active"] = True
+    if not diff:
+        return [Change("no_change", item.id, key, stripe_id=price["id"])]
+    reason = "fields differ: " + ", ".join(sorted(diff))
+    return [Change("update_price", item.id, key, price["id"], diff, reason=reason)]
 
 
 def apply_sync(changes: Sequence[Change], gateway: StripeGateway) -> list[dict[str, Any]]:

@@ -10,20 +10,61 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from functions.adapters.firestore_audit import AuditLog, new_record
-from functions.adapters.pubsub_dead_letters import (
-    DeadLetter,
-    DeadLetterQueue,
-    Selector,
-    replay_attributes,
-)
-
-if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.adapters.pubsub_publisher import Publisher
+from functions import stripe_events as events
+from functions.ports import AuditLog, BillingRepository, DeadLetter, DeadLetterQueue, Publisher
+from functions.services.audit import new_record
+from schemas.documents import FailureRecord
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which dead letters an operation touches. Empty selector = nothing (never implicit all)."""
+
+    event_ids: frozenset[str] = frozenset()
+    event_type: str | None = None
+    customer_id: str | None = None
+    since: float | None = None
+    all: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.all or self.event_ids or self.event_type or self.customer_id or self.since)
+
+    def matches(self, msg: DeadLetter) -> bool:
+        if self.empty:
+            return False
+        if (
+            self.event_ids
+            and msg.event_id not in self.event_ids
+            and (msg.message_id not in self.event_ids)
+        ):
+            return False
+        if self.event_type and msg.event_type != self.event_type:
+            return False
+        if self.customer_id and msg.customer_id != self.customer_id:
+            return False
+        return not (self.since is not None and msg.dead_lettered_at < self.since)
+
+
+def replay_attributes(msg: DeadLetter, actor: str, now: float) -> dict[str, str]:
+    """The original webhook attributes, minus the failure stamps, plus replay markers."""
+    attributes = {
+        k: v
+        for k, v in msg.attributes.items()
+        if not k.startswith(events.DEAD_LETTER_PREFIXES) and k != events.FAILURE_KEY
+    }
+    attributes.update(
+        {
+            events.REPLAY: "true",  # the subscriber records source=replay in the history
+            "replay_of_message_id": msg.message_id,
+            "replayed_at": str(int(now)),
+            "replayed_by": actor,
+        }
+    )
+    return attributes
 
 
 @dataclass
@@ -64,6 +105,7 @@ class DeadLetterService:
         queue: DeadLetterQueue,
         publisher: Publisher,
         audit: AuditLog,
+        failures: BillingRepository,
         *,
         events_topic: str,
         clock: Callable[[], float] = time.time,
@@ -71,6 +113,7 @@ class DeadLetterService:
         self._queue = queue
         self._publisher = publisher
         self._audit = audit
+        self._failures = failures
         self._topic = events_topic
         self._clock = clock
 
@@ -79,6 +122,14 @@ class DeadLetterService:
         messages = self._queue.lease_all(limit)
         self._queue.release(messages)
         return messages
+
+    def last_failure(self, keys: Sequence[str]) -> FailureRecord | None:
+        """The failure record of the first key that has one (event id or failure key)."""
+        for key in keys:
+            failure = self._failures.get_failure(key)
+            if failure is not None:
+                return failure
+        return None
 
     def replay(
         self,

@@ -24,24 +24,28 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import statemachine
-from functions.adapters.stripe_gateway import StripeGateway
-from functions.entrypoints.webhook import parse_envelope, trace_context
-from functions.ports import BillingRepository, Operation
+from functions import stripe_events
+from functions.errors import RelayDeferred
+from functions.log import get_logger
+from functions.ports import AuditLog, Operation, Publisher, StripeGateway
 from functions.services.accounts import OPS_PREFIX, diff_records
+from functions.services.apply import Applied, Applier
+from functions.services.audit import new_record
+from functions.services.batch import per_customer
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
 from statemachine.decision import Decision, Policy
 
-if TYPE_CHECKING:  # the Pub/Sub adapters are only needed by whoever wires us
-    from functions.adapters.pubsub_publisher import Publisher
-    from functions.services.relay import OutboxRelay
-
 # Statuses that can grant or hold access: these win over ended subscriptions.
 _LIVE = ("active", "trialing", "past_due", "unpaid", "paused", "incomplete")
 CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
+# The nightly job runs daily; two days of catch-up overlap so a failed night is covered.
+CATCH_UP_SECONDS = 2 * 86_400
+# Who the audit names when the scheduled job, not a person, corrected a customer.
+SCHEDULED_ACTOR = "scheduler:reconcile_all"
 
 
 @dataclass(frozen=True)
@@ -104,40 +108,27 @@ def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
     return f"{OPS_PREFIX}reconcile_{record.customer_id}_{digest}"
 
 
-def event_attributes(data: bytes, *, source: str | None = None) -> dict[str, str]:
-    """The attributes the webhook sets for these bytes (its own code), plus a source marker.
-
-    Raises functions.entrypoints.webhook.Rejected when the bytes are not an event envelope.
-    """
-    trace_id, traceparent = trace_context({})
-    attributes = parse_envelope(data).attributes(trace_id, traceparent)
-    if source:  # marks how it arrived, e.g. catch_up=true
-        attributes[source] = "true"
-    return attributes
-
-
 class ReconcileService:
     def __init__(
         self,
-        repo: BillingRepository,
-        relay: OutboxRelay,
+        applier: Applier,
         gateway: StripeGateway,
         policy: Policy,
         *,
+        audit: AuditLog,
         publisher: Publisher,
         events_topic: str,
-        marker_ttl_days: int,
         livemode: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._repo = repo
-        self._relay = relay
+        self._applier = applier
+        self._repo = applier.repo
         self._gateway = gateway
         self._livemode = livemode
         self._policy = policy
+        self._audit = audit
         self._publisher = publisher
         self._topic = events_topic
-        self._ttl = marker_ttl_days
         self._clock = clock
 
     # -- which customers -----------------------------------------------------------------
@@ -150,19 +141,21 @@ class ReconcileService:
 
     # -- one customer --------------------------------------------------------------------
 
-    def reconcile(self, customer_id: str, *, dry_run: bool = False) -> ReconcileOutcome:
+    def plan(self, customer_id: str) -> tuple[BillingRecord, Subscription | None, Decision]:
+        """What reconcile would do, read from Stripe and decided by the domain; no write."""
         record = self._repo.get_record(customer_id) or BillingRecord(customer_id=customer_id)
         subs = [
             Subscription.model_validate(raw)
             for raw in self._gateway.list_customer_subscriptions(customer_id)
         ]
         subscription = choose_subscription(subs, record)
-        now = int(self._clock())
+        decision = statemachine.reconcile(record, subscription, int(self._clock()), self._policy)
+        return record, subscription, decision
 
-        def decide(current: BillingRecord) -> Decision:
-            return statemachine.reconcile(current, subscription, now, self._policy)
-
-        planned = decide(record)
+    def reconcile(
+        self, customer_id: str, *, actor: str = SCHEDULED_ACTOR, dry_run: bool = False
+    ) -> ReconcileOutcome:
+        record, subscription, planned = self.plan(customer_id)
         changes = diff_records(record, planned.record)
         base = partial(
             ReconcileOutcome,
@@ -174,6 +167,7 @@ class ReconcileService:
             return base(kind="unchanged", changes={}, applied=False)
         if dry_run:
             return base(kind=planned.kind, changes=changes, applied=False)
+        now = int(self._clock())
         op = Operation(
             op_id=op_id_for(record, subscription),
             op_type="ops.reconcile",
@@ -181,24 +175,83 @@ class ReconcileService:
             at=now,
             source="reconcile",
         )
-        result = self._repo.apply(op, decide, marker_ttl_days=self._ttl)
-        published, relay_error = 0, None
+
+        def decide(current: BillingRecord) -> Decision:
+            return statemachine.reconcile(current, subscription, now, self._policy)
+
+        relay_error = None
         try:
-            published = self._relay.relay_customer(customer_id, result.pending)
-        except Exception as exc:  # committed: the sweep publishes it if we cannot now
-            relay_error = f"{type(exc).__name__}: {exc}"
+            applied = self._applier.apply(op, decide)
+        except RelayDeferred as exc:
+            applied, relay_error = cast(Applied, exc.committed), str(exc)
+        outcome = self._outcome(base, record, applied, changes, relay_error)
+        if outcome.applied and not outcome.duplicate:
+            # The correction is in the customer's history; the audit says who ran it.
+            self._audit.write(
+                new_record(actor, "reconcile", customer_id, fields=sorted(outcome.changes))
+            )
+        return outcome
+
+    @staticmethod
+    def _outcome(
+        base: Callable[..., ReconcileOutcome],
+        record: BillingRecord,
+        applied: Applied,
+        planned_changes: dict[str, tuple[Any, Any]],
+        relay_error: str | None,
+    ) -> ReconcileOutcome:
+        result = applied.result
         decision = result.decision
         return base(
             kind=decision.kind if decision else "duplicate",
-            changes=diff_records(record, decision.record) if decision else changes,
+            changes=diff_records(record, decision.record) if decision else planned_changes,
             applied=decision is not None,
             duplicate=result.duplicate,
-            published=published,
+            published=applied.published,
             relay_error=relay_error,
             anomalies_cleared=(
                 max(0, len(record.anomalies) - len(decision.record.anomalies)) if decision else 0
             ),
         )
+
+    # -- every customer (the nightly job) ------------------------------------------------
+
+    def reconcile_all(self, now: float | None = None) -> dict[str, Any]:
+        """Catch up on undelivered events, then reconcile every customer.
+
+        One failing customer is logged and skipped (functions.services.batch); catch-up
+        failing does not stop reconcile, which repairs state without the events.
+        """
+        log = get_logger(component="reconcile")
+        started = time.perf_counter()
+        since = int(now if now is not None else self._clock()) - CATCH_UP_SECONDS
+        summary: dict[str, Any] = {"caught_up": 0, "checked": 0, "corrected": 0, "failed": 0}
+        try:
+            caught = self.catch_up(since)
+            summary["caught_up"], summary["failed"] = len(caught.published), len(caught.failed)
+        except Exception as exc:
+            log.error("catch_up_failed", error=f"{type(exc).__name__}: {exc}")
+            summary["failed"] += 1
+        corrected: list[ReconcileOutcome] = []
+
+        def note(customer: str, outcome: ReconcileOutcome) -> None:
+            if outcome.applied and not outcome.duplicate:
+                corrected.append(outcome)
+                log.warning(
+                    "reconcile_corrected",
+                    customer_id=customer,
+                    decision=outcome.kind,
+                    fields=sorted(outcome.changes),
+                )
+
+        report = per_customer("reconcile", self.all_customers(), self.reconcile, on_result=note)
+        summary["checked"] = len(report.done) + len(report.failed)
+        summary["corrected"] = len(corrected)
+        summary["failed"] += len(report.failed)
+        summary["outage"] = report.outage
+        summary["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        log.info("reconcile_run", **summary)
+        return summary
 
     # -- missed webhooks -----------------------------------------------------------------
 
@@ -221,14 +274,13 @@ class ReconcileService:
             elif self._repo.is_processed(event.id):
                 report.already_processed.append(event.id)
             elif not dry_run:
-                # Stripe's JSON as the API returned it: the subscriber parses it the same way.
-                data = json.dumps(raw, separators=(",", ":")).encode()
                 try:
+                    message = stripe_events.from_api(raw, arrived_by=stripe_events.CATCH_UP)
                     report.published[event.id] = self._publisher.publish(
                         self._topic,
-                        data,
-                        attributes=event_attributes(data, source="catch_up"),
-                        ordering_key=event.customer_id or "",
+                        message.data,
+                        attributes=message.attributes,
+                        ordering_key=message.ordering_key,
                     )
                 except Exception as exc:
                     report.failed[event.id] = f"{type(exc).__name__}: {exc}"

@@ -9,12 +9,13 @@ it was planned against, so two overlapping runs apply it once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import statemachine
 from functions.log import get_logger
-from functions.ports import BillingRepository, Operation
-from functions.services.relay import OutboxRelay
+from functions.ports import Operation
+from functions.services.apply import Applied, Applier
+from functions.services.batch import per_customer
 from schemas.documents import BillingRecord
 from statemachine.decision import Decision, Policy
 
@@ -23,24 +24,23 @@ from statemachine.decision import Decision, Policy
 class ReevaluateResult:
     checked: int
     changed: int
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outage(self) -> bool:
+        return bool(self.failed) and len(self.failed) == self.checked
 
 
-def reevaluate_due(
-    repo: BillingRepository,
-    relay: OutboxRelay,
-    policy: Policy,
-    now: int,
-    *,
-    marker_ttl_days: int,
-) -> ReevaluateResult:
+def reevaluate_due(applier: Applier, policy: Policy, now: int) -> ReevaluateResult:
     log = get_logger(component="reevaluate")
-    due = repo.due_for_review(now)
-    changed = 0
-    for customer_id in due:
-        record = repo.get_record(customer_id)
+    due = applier.repo.due_for_review(now)
+    changed: list[str] = []
+
+    def one(customer_id: str) -> Applied | None:
+        record = applier.repo.get_record(customer_id)
         # A pure pre-check, so customers whose deadline already passed are not rewritten.
         if record is None or statemachine.reevaluate(record, now, policy).kind == "noop":
-            continue
+            return None
 
         def decide(current: BillingRecord) -> Decision:
             return statemachine.reevaluate(current, now, policy)
@@ -52,16 +52,23 @@ def reevaluate_due(
             at=now,
             source="reevaluate",
         )
-        result = repo.apply(op, decide, marker_ttl_days=marker_ttl_days)
-        relay.relay_customer(customer_id, result.pending)
-        if not result.duplicate and result.decision and result.decision.entitlements_changed:
-            changed += 1
+        return applier.apply(op, decide)
+
+    def note(customer_id: str, applied: Applied | None) -> None:
+        decision = applied.result.decision if applied else None
+        if applied and not applied.result.duplicate and decision and decision.entitlements_changed:
+            changed.append(customer_id)
             log.info(
                 "customer_reevaluated",
                 customer_id=customer_id,
-                to_status=result.decision.record.status,
-                access=result.decision.record.access.value,
-                version=result.decision.record.version,
+                to_status=decision.record.status,
+                access=decision.record.access.value,
+                version=decision.record.version,
             )
-    log.info("reevaluate_run", checked=len(due), changed=changed)
-    return ReevaluateResult(checked=len(due), changed=changed)
+
+    report = per_customer("reevaluate", due, one, on_result=note)
+    result = ReevaluateResult(checked=len(due), changed=len(changed), failed=report.failed)
+    log.info(
+        "reevaluate_run", checked=result.checked, changed=result.changed, failed=len(report.failed)
+    )
+    return result

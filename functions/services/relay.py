@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from functions.adapters.pubsub_publisher import Publisher
 from functions.log import get_logger
-from functions.ports import BillingRepository
+from functions.ports import BillingRepository, Publisher
+from functions.services.batch import per_customer
 from schemas.documents import OutboxEntry
 from schemas.entitlements import SCHEMA_VERSION
 
@@ -38,6 +38,11 @@ def encode(entry: OutboxEntry) -> tuple[bytes, dict[str, str]]:
 class SweepResult:
     customers: int
     published: int
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outage(self) -> bool:
+        return bool(self.failed) and len(self.failed) == self.customers
 
 
 class OutboxRelay:
@@ -85,10 +90,20 @@ class OutboxRelay:
 
     def sweep(self, older_than_seconds: float, limit: int = 500) -> SweepResult:
         """Relay customers whose entries stayed unsent longer than the threshold."""
-        stale = self._repo.stale_outbox(self._clock() - older_than_seconds, limit=limit)
-        customers = sorted({entry.customer_id for entry in stale})
-        published = sum(self.relay_customer(customer) for customer in customers)
-        get_logger(component="relay").info(
-            "outbox_sweep", customers=len(customers), published=published
+        customers = self.stale_customers(older_than_seconds, limit)
+        counts: list[int] = []
+        report = per_customer(
+            "relay", customers, self.relay_customer, on_result=lambda _, n: counts.append(n)
         )
-        return SweepResult(customers=len(customers), published=published)
+        result = SweepResult(len(customers), sum(counts), report.failed)
+        get_logger(component="relay").info(
+            "outbox_sweep",
+            customers=result.customers,
+            published=result.published,
+            failed=len(result.failed),
+        )
+        return result
+
+    def stale_customers(self, older_than_seconds: float, limit: int = 500) -> list[str]:
+        stale = self._repo.stale_outbox(self._clock() - older_than_seconds, limit=limit)
+        return sorted({entry.customer_id for entry in stale})

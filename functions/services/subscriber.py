@@ -19,10 +19,11 @@ from typing import Any, NoReturn
 import pydantic
 
 import statemachine
-from functions.adapters.pubsub_publisher import Publisher
+from functions import stripe_events as events
 from functions.errors import InvalidPayload, PermanentError, TransientError
 from functions.log import get_logger
-from functions.ports import BillingRepository, Operation
+from functions.ports import BillingRepository, Operation, Publisher
+from functions.services.apply import Applier
 from functions.services.relay import OutboxRelay
 from schemas.documents import FailureRecord
 from schemas.stripe import StripeEvent
@@ -93,12 +94,14 @@ class Subscriber:
         self._project = project
         self._dead_letter_topic = dead_letter_topic
         self._policy = policy
-        self._marker_ttl_days = marker_ttl_days
-        self.relay = OutboxRelay(repo, publisher, entitlements_topic)
+        self.applier = Applier(
+            repo, OutboxRelay(repo, publisher, entitlements_topic), marker_ttl_days=marker_ttl_days
+        )
+        self.relay = self.applier.relay
 
     def handle(self, message: IncomingMessage) -> Outcome:
         started = time.perf_counter()
-        trace_id = message.attributes.get("trace_id")
+        trace_id = message.attributes.get(events.TRACE_ID)
         log = get_logger(
             component="subscriber",
             message_id=message.message_id,
@@ -143,7 +146,7 @@ class Subscriber:
             op_type=event.type,
             customer_id=customer_id,
             at=event.created,
-            source="replay" if message.attributes.get("replay") == "true" else "webhook",
+            source=events.arrived_by(message.attributes),
             trace_id=trace_id,
         )
 
@@ -151,9 +154,7 @@ class Subscriber:
             return statemachine.decide(record, event, self._policy)
 
         try:
-            result = self._repo.apply(
-                op, decide if customer_id else None, marker_ttl_days=self._marker_ttl_days
-            )
+            result = self.applier.apply(op, decide if customer_id else None).result
         except pydantic.ValidationError as exc:
             # The domain could not read the event's object: retrying will not change it.
             raise InvalidPayload(_summarise(exc)) from exc
@@ -171,9 +172,6 @@ class Subscriber:
                 anomaly_code=anomaly.code if anomaly else "unknown",
                 detail=anomaly.detail if anomaly else result.decision.reason,
             )
-        if customer_id:
-            # Also on duplicates: a redelivery is how a failed relay gets another go.
-            self.relay.relay_customer(customer_id, result.pending)
         if result.duplicate:
             kind = "duplicate"
         elif result.decision is None:
@@ -203,11 +201,11 @@ class Subscriber:
         attributes = dict(message.attributes)
         attributes.update(
             {
-                "dead_letter_reason_code": exc.reason_code,
-                "dead_letter_reason": _fit_attribute(reason),
-                "dead_lettered_at": str(int(now)),
-                "dead_lettered_by": "subscriber",
-                "failure_key": key,
+                events.DEAD_LETTER_REASON_CODE: exc.reason_code,
+                events.DEAD_LETTER_REASON: _fit_attribute(reason),
+                events.DEAD_LETTERED_AT: str(int(now)),
+                events.DEAD_LETTERED_BY: "subscriber",
+                events.FAILURE_KEY: key,
             }
         )
         # Publish first: if it fails we raise, the message is redelivered, nothing is lost.
@@ -215,8 +213,10 @@ class Subscriber:
         self._repo.record_failure(
             FailureRecord(
                 event_id=key,
-                event_type=event.type if event else message.attributes.get("event_type"),
-                customer_id=event.customer_id if event else message.attributes.get("customer_id"),
+                event_type=event.type if event else message.attributes.get(events.EVENT_TYPE),
+                customer_id=event.customer_id
+                if event
+                else message.attributes.get(events.CUSTOMER_ID),
                 reason_code=exc.reason_code,
                 reason=reason,
                 first_failed_at=now,

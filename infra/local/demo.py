@@ -116,8 +116,10 @@ def reconcile_flagged(
     stack: LocalStack, repo: FirestoreRepository, flagged: list[Scenario]
 ) -> None:
     # Imported here: only needed when the state machine flagged something.
+    from functions.adapters.firestore_audit import FirestoreAuditLog  # noqa: PLC0415
     from functions.adapters.pubsub_publisher import PubSubPublisher  # noqa: PLC0415
     from functions.adapters.stripe_gateway import SdkStripeGateway  # noqa: PLC0415
+    from functions.services.apply import Applier  # noqa: PLC0415
     from functions.services.reconcile import ReconcileService  # noqa: PLC0415
     from functions.services.relay import OutboxRelay  # noqa: PLC0415
     from statemachine.decision import Policy  # noqa: PLC0415
@@ -131,14 +133,14 @@ def reconcile_flagged(
                 server.state.subscriptions[sub["id"]] = sub
         publisher = PubSubPublisher(stack.project)
         for scenario in flagged:
+            relay = OutboxRelay(repo, publisher, "entitlement-changed")
             ReconcileService(
-                repo,
-                OutboxRelay(repo, publisher, "entitlement-changed"),
+                Applier(repo, relay, marker_ttl_days=35),
                 SdkStripeGateway("sk_test_demo", api_base=server.url),
                 Policy(),
+                audit=FirestoreAuditLog(stack.project),
                 publisher=publisher,
                 events_topic="stripe-events",
-                marker_ttl_days=35,
                 clock=functools.partial(float, scenario.end_time),
             ).reconcile(scenario.customer_id)
     finally:

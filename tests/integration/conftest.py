@@ -15,11 +15,11 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from functions import composition
 from functions.adapters.firestore_accounts import FirestoreAccountStore
 from functions.adapters.stripe_gateway import SdkStripeGateway
 from functions.config import reset_settings_cache
 from functions.entrypoints.auth import issue_token
-from functions.entrypoints.checkout import reset_deps
 from functions.services.catalog_sync import apply_sync, plan_sync
 from infra.local.emulators import Emulators
 from statemachine.catalog import CATALOG
@@ -78,13 +78,13 @@ def checkout_env(
         "INTERNAL_AUTH_SECRET": SECRET,
     }.items():
         monkeypatch.setenv(name, value)
-    reset_deps()
+    composition.reset()
     reset_settings_cache()
     gateway = SdkStripeGateway("sk_test_local", api_base=stripe_server.url)
     apply_sync(plan_sync(CATALOG, gateway), gateway)
     stripe_server.clear_requests()
     yield
-    reset_deps()
+    composition.reset()
     reset_settings_cache()
 
 

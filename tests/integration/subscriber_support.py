@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.adapters.firestore_repository import FirestoreRepository
-from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import CommonSettings
-from functions.ports import BillingRepository
+from functions.ports import BillingRepository, Publisher
 from functions.services.subscriber import IncomingMessage, Subscriber
 from infra.local import observe
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION, desired_topology, provision

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
+from functions import composition
 from functions.adapters.stripe_gateway import SdkStripeGateway
-from functions.config import reset_settings_cache
 from functions.entrypoints.cli.main import cli
 from functions.services.catalog_sync import apply_sync, plan_sync
 from statemachine.catalog import CATALOG
@@ -28,9 +28,9 @@ def cli_env(stripe_server: StripeServer, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-catalog")
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_local")
     monkeypatch.setenv("STRIPE_API_BASE", stripe_server.url)
-    reset_settings_cache()
+    composition.reset()
     yield
-    reset_settings_cache()
+    composition.reset()
 
 
 def test_first_sync_creates_every_product_and_price(

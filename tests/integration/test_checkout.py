@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from functions import composition
 from functions.adapters.firestore_accounts import FirestoreAccountStore
 from functions.entrypoints.auth import issue_token
-from functions.entrypoints.checkout import reset_deps
 from tests.integration.conftest import CANCEL, RETURN, SECRET, SUCCESS, Caller, price_id
 from tests.support.stripe_server import StripeServer
 
@@ -490,7 +490,7 @@ def test_missing_configuration_is_500_without_stripe_call(
     checkout_fn: Caller, stripe_server: StripeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CHECKOUT_SUCCESS_URL")
-    reset_deps()
+    composition.reset()
 
     resp = checkout_fn(
         "create_checkout_session", {"account_id": "a1", "plan": "team"}, account="a1"

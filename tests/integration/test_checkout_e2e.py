@@ -18,9 +18,9 @@ import statemachine
 from functions.adapters.firestore_repository import FirestoreRepository
 from functions.entrypoints.checkout import ChangeRequest, SubscriptionState, classify, state_of
 from functions.ports import Operation
+from infra.local import scenarios
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
-from infra.local import scenarios
 from statemachine.catalog import CATALOG
 from statemachine.decision import Policy
 from tests.integration.conftest import Caller

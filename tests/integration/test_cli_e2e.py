@@ -20,14 +20,14 @@ import pytest
 from click.testing import CliRunner
 from google.cloud import firestore
 
+from functions import composition
 from functions.adapters.firestore_audit import AUDIT
 from functions.config import reset_settings_cache
-from functions.entrypoints.cli import context
 from functions.entrypoints.cli.main import cli
+from infra.local import scenarios
 from infra.local.emulators import Emulators
 from infra.local.signing import sign
-from infra.local.stack import SUBSCRIBER_TARGET, LocalStack, main_exports
-from infra.local import scenarios
+from infra.local.stack import LocalStack
 
 pytestmark = pytest.mark.emulator
 T = TypeVar("T")
@@ -46,17 +46,15 @@ def eventually(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
 
 @pytest.fixture
 def stack(emulators: Emulators, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    if not main_exports(SUBSCRIBER_TARGET):
-        pytest.skip("main.py does not export the subscriber yet")
     secret = f"whsec_{secrets.token_hex(16)}"
     with LocalStack(emulators=emulators, env={"STRIPE_WEBHOOK_SECRET": secret}) as running:
         monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", running.project)
         monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
         monkeypatch.setenv("BILLING_OPS_ACTOR", "oncall@example.com")
         reset_settings_cache()
-        context.reset()
+        composition.reset()
         yield running
-    context.reset()
+    composition.reset()
     reset_settings_cache()
 
 

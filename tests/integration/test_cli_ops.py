@@ -9,13 +9,7 @@ the events after five deliveries, exactly as in production.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,16 +33,15 @@ from functions.config import (
     DEFAULT_STRIPE_EVENTS_TOPIC,
     reset_settings_cache,
 )
-from functions.entrypoints.cli import context
 from functions.entrypoints.cli.main import cli
-from functions.entrypoints.jobs import build_service, run_reconcile_all
 from functions.errors import TransientError
 from functions.ports import ApplyResult, DecideFn, Operation
-from functions.services.reconcile import event_attributes
 from functions.services.subscriber import IncomingMessage, Subscriber
+from functions.stripe_events import parse_envelope, trace_context
+from infra.local import scenarios
+from infra.local.emulators import Emulators
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
-from infra.local import scenarios
 from statemachine import Decision, decide
 from tests.support.stripe_server import StripeServer
 
@@ -56,52 +49,6 @@ pytestmark = pytest.mark.emulator
 
 OBSERVER = "entitlements-observer"
 DAY = 86_400
-
-
-# -- emulators -----------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def pubsub_emulator(request: pytest.FixtureRequest) -> Iterator[str]:
-    with contextlib.suppress(pytest.FixtureLookupError):
-        request.getfixturevalue("emulators")
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if host:
-        yield host
-        return
-    if shutil.which("gcloud") is None:
-        pytest.skip("gcloud (Pub/Sub emulator) not installed")
-    host = f"127.0.0.1:{_free_port()}"
-    proc = subprocess.Popen(
-        ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}", "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(tuple(host.split(":")), timeout=1):  # type: ignore[arg-type]
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                pytest.fail("Pub/Sub emulator did not start")
-            time.sleep(0.3)
-    os.environ["PUBSUB_EMULATOR_HOST"] = host
-    try:
-        yield host
-    finally:
-        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
 
 
 # -- the world of one test -------------------------------------------------------------
@@ -141,7 +88,8 @@ class World:
     # Stripe -> webhook -> stripe-events, as the webhook publishes it.
     def publish_event(self, raw: dict[str, Any], topic: str = DEFAULT_STRIPE_EVENTS_TOPIC) -> None:
         data = json.dumps(raw).encode()
-        self.publisher.publish(self.topic(topic), data, **event_attributes(data)).result(timeout=30)
+        attributes = parse_envelope(data).attributes(*trace_context({}))
+        self.publisher.publish(self.topic(topic), data, **attributes).result(timeout=30)
 
     def deliver(self, handler: Subscriber | None = None, rounds: int = 1) -> int:
         """Pull stripe-events and run the subscriber; nack on failure, like the push does."""
@@ -228,8 +176,7 @@ class World:
 
 @pytest.fixture
 def world(
-    pubsub_emulator: str,
-    firestore_emulator: str,
+    emulators: Emulators,
     stripe_server: StripeServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
@@ -239,7 +186,7 @@ def world(
     monkeypatch.setenv("STRIPE_API_BASE", stripe_server.url)
     monkeypatch.setenv("BILLING_OPS_ACTOR", "oncall@example.com")
     reset_settings_cache()
-    context.reset()
+    composition.reset()
     pub, sub = PublisherClient(), SubscriberClient()
     w = World(project, stripe_server, pub, sub)
     for topic in (
@@ -271,7 +218,7 @@ def world(
         request={"name": w.sub(OBSERVER), "topic": w.topic(DEFAULT_ENTITLEMENTS_TOPIC)}
     )
     yield w
-    context.reset()
+    composition.reset()
     reset_settings_cache()
 
 
@@ -616,7 +563,7 @@ def test_nightly_job_catches_up_and_reconciles(world: World) -> None:
     for raw in lost.events:  # never delivered, still listed by Stripe
         world.stripe.seed_event(raw, delivered=False)
 
-    summary = run_reconcile_all(build_service())
+    summary = composition.reconciler().reconcile_all()
     assert summary["caught_up"] == len(lost.events)
     assert summary["checked"] == 2  # the lost customer has no record until the pipeline runs
     assert summary["corrected"] == 1 and summary["failed"] == 0

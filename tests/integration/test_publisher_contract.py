@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import pytest
 from google.cloud.pubsub_v1 import PublisherClient
 
-from functions.adapters.pubsub_publisher import Publisher, PubSubPublisher
+from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import CommonSettings
 from functions.errors import TransientError
+from functions.ports import Publisher
 from infra.local.topology import (
     OBSERVER_ENTITLEMENTS_SUBSCRIPTION,
     OBSERVER_STRIPE_EVENTS_SUBSCRIPTION,

@@ -36,11 +36,11 @@ def test_grace_expiry_restricts_access_once(emulators: Any) -> None:
     grace_until = record.grace_until
     assert grace_until is not None
 
-    before = reevaluate_due(repo, subscriber.relay, Policy(), grace_until - 60, marker_ttl_days=35)
+    before = reevaluate_due(subscriber.applier, Policy(), grace_until - 60)
     assert before.changed == 0
 
-    after = reevaluate_due(repo, subscriber.relay, Policy(), grace_until + 1, marker_ttl_days=35)
-    again = reevaluate_due(repo, subscriber.relay, Policy(), grace_until + 2, marker_ttl_days=35)
+    after = reevaluate_due(subscriber.applier, Policy(), grace_until + 1)
+    again = reevaluate_due(subscriber.applier, Policy(), grace_until + 2)
 
     assert (after.changed, again.changed) == (1, 0)
     degraded = repo.get_record("cus_grace")

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from functions.adapters.stripe_gateway import (
-    STRIPE_API_VERSION,
-    SdkStripeGateway,
-    StripeRejected,
-    StripeUnavailable,
-    TokenBucket,
-)
+from functions.adapters.stripe_gateway import STRIPE_API_VERSION, SdkStripeGateway, TokenBucket
+from functions.errors import StripeRejected, StripeUnavailable
 from tests.support.stripe_server import StripeServer
 
 
@@ -102,7 +97,7 @@ def test_5xx_is_retried_by_the_sdk(stripe_server: StripeServer) -> None:
 
 def test_4xx_is_a_permanent_rejection(stripe_server: StripeServer) -> None:
     with pytest.raises(StripeRejected) as info:
-        make(stripe_server).retrieve_subscription("sub_missing")
+        make(stripe_server).update_subscription("sub_missing", {}, idempotency_key="u1")
     assert info.value.http_status == 404
     assert info.value.code == "resource_missing"
     assert len(stripe_server.requests) == 1

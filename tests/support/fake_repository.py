@@ -34,10 +34,10 @@ class FakeRepository:
     def apply(self, op: Operation, decide: DecideFn | None, *, marker_ttl_days: int) -> ApplyResult:
         with self._lock:
             if op.op_id in self.markers:
-                return ApplyResult(duplicate=True, decision=None, outbox_version=None)
+                return ApplyResult(duplicate=True, decision=None)
             if decide is None or op.customer_id is None:
                 self.markers.add(op.op_id)
-                return ApplyResult(duplicate=False, decision=None, outbox_version=None)
+                return ApplyResult(duplicate=False, decision=None)
             current = self.records.get(op.customer_id) or BillingRecord(customer_id=op.customer_id)
             decision = decide(current.model_copy(deep=True))
             new = decision.record
@@ -64,7 +64,6 @@ class FakeRepository:
             return ApplyResult(
                 duplicate=False,
                 decision=decision,
-                outbox_version=written[0].version if written else None,
                 pending=written if backlog_free else None,
             )
 

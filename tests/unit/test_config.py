@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from functions.config import (
-    ConfigError,
     reset_settings_cache,
     subscriber_settings,
     webhook_settings,
 )
+from functions.errors import ConfigError
 
 SECRET = "whsec_" + "a" * 32
 

@@ -9,19 +9,15 @@ from typing import Any
 import click
 import pytest
 
-from functions.adapters.firestore_audit import AuditRecord
-from functions.adapters.pubsub_dead_letters import (
-    SOURCE_DELIVERY_COUNT,
-    DeadLetter,
-    Selector,
-    replay_attributes,
-)
 from functions.entrypoints.cli.main import cli
 from functions.entrypoints.cli.output import parse_duration, parse_when
-from functions.services.dead_letters import DeadLetterService
+from functions.ports import DeadLetter
+from functions.services.dead_letters import DeadLetterService, Selector, replay_attributes
 from functions.services.reconcile import choose_subscription, op_id_for
-from schemas.documents import BillingRecord
+from functions.stripe_events import SOURCE_DELIVERY_COUNT
+from schemas.documents import AuditRecord, BillingRecord
 from schemas.stripe import Subscription
+from tests.support.fake_repository import FakeRepository
 
 ENVELOPE = {
     "id": "evt_1",
@@ -162,6 +158,7 @@ def service(queue: FakeQueue, publisher: FakePublisher, audit: FakeAudit) -> Dea
         queue,  # type: ignore[arg-type]
         publisher,
         audit,  # type: ignore[arg-type]
+        FakeRepository(),
         events_topic="stripe-events",
         clock=lambda: 100.0,
     )

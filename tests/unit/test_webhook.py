@@ -2,7 +2,7 @@
 
 Signature, tolerance and routing rules at unit level (freezegun pins the clock for the
 tolerance edges); the same behaviour over HTTP against the Pub/Sub emulator is in
-tests/integration/test_webhook.py.
+tests/integration/test_webhook_http.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import stripe
 from freezegun import freeze_time
 
 from functions.config import WebhookSettings
-from functions.entrypoints.webhook import Rejected, WebhookHandler, parse_envelope, trace_context
+from functions.entrypoints.webhook import WebhookHandler
+from functions.stripe_events import InvalidEnvelope, parse_envelope, trace_context
 from tests.support.fake_publisher import FakePublisher
 from tests.support.logs import last_line
 from tests.support.signing import encode, sign, stripe_event
@@ -273,9 +274,9 @@ def test_envelope_parser_accepts_what_json_accepts_and_rejects_the_rest() -> Non
     body = encode(event).replace(b'"PLACEHOLDER"', b'"\\ud800 lone surrogate"')
     assert parse_envelope(body).customer_id == "cus_1"
     for bad in (b"{", b"[1, 2]", b"\xff\xfe", b""):
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(InvalidEnvelope) as info:
             parse_envelope(bad)
-        assert (info.value.status, info.value.reason) == (400, "invalid_json")
+        assert info.value.code == "invalid_json"
 
 
 def test_envelope_customer_from_reference_expanded_object_or_customer_event() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from functions.entrypoints.cli import context
+from functions import composition
 from functions.entrypoints.cli.output import (
     actor_option,
     dry_run_option,
@@ -21,12 +21,15 @@ from functions.entrypoints.cli.output import (
     table,
     yes_option,
 )
-from functions.services.accounts import AccountNotFound, OverrideResult, diff_records
+from functions.services.accounts import (
+    MAX_OVERRIDE_SECONDS,
+    AccountNotFound,
+    OverrideResult,
+    diff_records,
+    override_active,
+)
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel
-
-# Overrides are an escape hatch, not a plan: they must run out and be looked at again.
-MAX_OVERRIDE_SECONDS = 90 * 86_400
 
 
 @click.group()
@@ -37,7 +40,7 @@ def account() -> None:
 def _record_json(record: BillingRecord) -> dict[str, Any]:
     data: dict[str, Any] = record.model_dump(mode="json")
     now = time.time()
-    data["override_active"] = bool(record.override and record.override.expires_at > now)
+    data["override_active"] = override_active(record, now)
     return data
 
 
@@ -48,7 +51,7 @@ def _record_json(record: BillingRecord) -> dict[str, Any]:
 @ops_errors
 def show(ref: str, events: int, as_json: bool) -> None:
     """State, access, entitlements, message, override, anomalies and last events."""
-    service = context.accounts()
+    service = composition.accounts()
     try:
         record = service.record(ref)
     except AccountNotFound as exc:
@@ -64,6 +67,16 @@ def show(ref: str, events: int, as_json: bool) -> None:
             }
         )
         return
+    _print_record(record, pending)
+    click.echo("last events:")
+    table(
+        [_history_row(h.model_dump(mode="json")) for h in history],
+        ["at", "event", "type", "change", "decision", "source", "version"],
+        empty="  (none)",
+    )
+
+
+def _print_record(record: BillingRecord, pending: int) -> None:
     ent = record.entitlements
     message = record.message
     fields(
@@ -87,29 +100,23 @@ def show(ref: str, events: int, as_json: bool) -> None:
     )
     if record.override:
         o = record.override
-        state = "ACTIVE" if o.expires_at > time.time() else "expired"
+        state = "ACTIVE" if override_active(record, time.time()) else "expired"
         click.echo(
             f"override ({state}): access={o.access.value} until {iso(o.expires_at)}"
             f" by {o.actor}: {o.reason}"
         )
     else:
         click.echo("override: none")
-    if record.anomalies:
-        click.echo(f"anomalies ({len(record.anomalies)}):")
-        table(
-            [
-                {"at": iso(a.at), "code": a.code, "event": a.event_id, "detail": a.detail}
-                for a in record.anomalies
-            ],
-            ["at", "code", "event", "detail"],
-        )
-    else:
+    if not record.anomalies:
         click.echo("anomalies: none")
-    click.echo("last events:")
+        return
+    click.echo(f"anomalies ({len(record.anomalies)}):")
     table(
-        [_history_row(h.model_dump(mode="json")) for h in history],
-        ["at", "event", "type", "change", "decision", "source", "version"],
-        empty="  (none)",
+        [
+            {"at": iso(a.at), "code": a.code, "event": a.event_id, "detail": a.detail}
+            for a in record.anomalies
+        ],
+        ["at", "code", "event", "detail"],
     )
 
 
@@ -133,7 +140,7 @@ def _history_row(h: dict[str, Any]) -> dict[str, Any]:
 @ops_errors
 def history(ref: str, limit: int, as_json: bool) -> None:
     """The audit trail: every state transition and every operator action, newest first."""
-    service = context.accounts()
+    service = composition.accounts()
     try:
         record = service.record(ref)
     except AccountNotFound as exc:
@@ -200,7 +207,9 @@ def override_set(
     """Force an access level for a while, whatever Stripe says."""
     seconds = parse_duration(expires_in)
     if seconds > MAX_OVERRIDE_SECONDS:
-        raise click.BadParameter("at most 90d", param_hint="--expires-in")
+        raise click.BadParameter(
+            f"at most {MAX_OVERRIDE_SECONDS // 86_400}d", param_hint="--expires-in"
+        )
     expires_at = int(time.time()) + seconds
     if not (yes or dry_run):
         click.confirm(
@@ -245,7 +254,7 @@ def _run_override(
     expires_at: int | None = None,
 ) -> OverrideResult:
     try:
-        return context.accounts().set_override(
+        return composition.accounts().set_override(
             ref,
             access=access,
             reason=reason,

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from functions.adapters.stripe_gateway import SdkStripeGateway, StripeRejected, StripeUnavailable
-from functions.config import ConfigError, stripe_api_settings
+from functions import composition
+from functions.errors import ConfigError, StripeRejected, StripeUnavailable
 from functions.services.catalog_sync import apply_sync, plan_sync
 from statemachine.catalog import CATALOG
 
@@ -23,7 +23,7 @@ def catalog() -> None:
 def sync(dry_run: bool, as_json: bool) -> None:
     """Create or update products and prices, keyed by lookup_key (idempotent)."""
     try:
-        gateway = SdkStripeGateway.from_settings(stripe_api_settings())
+        gateway = composition.stripe_gateway()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

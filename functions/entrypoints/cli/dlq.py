@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from functions.adapters.pubsub_dead_letters import DeadLetter, Selector
-from functions.entrypoints.cli import context
+from functions import composition
 from functions.entrypoints.cli.output import (
     actor_option,
     age,
@@ -22,6 +21,9 @@ from functions.entrypoints.cli.output import (
     table,
     yes_option,
 )
+from functions.ports import DeadLetter
+from functions.services.dead_letters import Selector
+from functions.stripe_events import FAILURE_KEY
 
 
 @click.group()
@@ -74,7 +76,7 @@ def list_(
     *, event_type: str | None, customer: str | None, since: str | None, limit: int, as_json: bool
 ) -> None:
     """List dead letters (read-only: every message is handed back to the queue)."""
-    messages = context.dead_letters().peek(limit)
+    messages = composition.dead_letters().peek(limit)
     selector = _selector((), event_type, customer, since, True)
     rows = [_row(m) for m in messages if selector.matches(m)]
     if as_json:
@@ -92,13 +94,12 @@ def list_(
 @ops_errors
 def show(event_id: str, as_json: bool) -> None:
     """One dead letter by event id (or message id): envelope, attributes, last error."""
-    matches = [m for m in context.dead_letters().peek() if event_id in (m.event_id, m.message_id)]
+    matches = [
+        m for m in composition.dead_letters().peek() if event_id in (m.event_id, m.message_id)
+    ]
     # Undecodable messages are recorded under their failure key, not an event id.
-    keys = [m.attributes.get("failure_key") for m in matches if m.attributes.get("failure_key")]
-    repo = context.repository()
-    failure = next(
-        (f for f in (repo.get_failure(k) for k in [*keys, event_id] if k) if f is not None), None
-    )
+    keys = [m.attributes[FAILURE_KEY] for m in matches if m.attributes.get(FAILURE_KEY)]
+    failure = composition.dead_letters().last_failure([*keys, event_id])
     if not matches and failure is None:
         raise click.ClickException(f"{event_id}: not in the dead-letter queue, no failure record")
     detail = {
@@ -174,7 +175,7 @@ def replay(
         raise click.UsageError(
             "say what to replay: EVENT_ID..., --type, --customer, --since or --all"
         )
-    service = context.dead_letters()
+    service = composition.dead_letters()
     preview = {m.event_id for m in service.peek() if selector.matches(m)}
     if not preview:
         _report({"matched": [], "republished": {}, "failed": {}, "dry_run": dry_run}, as_json)
@@ -244,7 +245,7 @@ def purge(
         raise click.UsageError(
             "say what to purge: EVENT_ID..., --type, --customer, --since or --all"
         )
-    service = context.dead_letters()
+    service = composition.dead_letters()
     preview = sorted({m.event_id for m in service.peek() if selector.matches(m)})
     if preview and not (yes or dry_run):
         click.echo("\n".join(preview), err=True)

@@ -2,19 +2,26 @@
 
 Each command group lives in its own module and is registered at the bottom of this file,
 one `cli.add_command(...)` line per group, so groups can be added without touching each
-other. Command modules import Stripe/Firestore adapters inside the command body, so
-`billing-ops --help` works without configuration.
+other. Adapters come from functions/composition.py, built when a command body first asks
+for one, so `billing-ops --help` works without configuration and without loading the
+Google or Stripe client libraries.
 """
 
 from __future__ import annotations
 
 import click
 
+from functions.log import configure_logging, log_to_stderr
+
 
 @click.group()
 @click.version_option(package_name="dataface-billing")
 def cli() -> None:
     """Operate Dataface billing: catalog, dead letters, accounts, reconciliation."""
+    # The adapters log JSON lines for Cloud Logging on stdout; in the CLI stdout belongs to
+    # the command's output (`--json | jq` must parse), so their lines go to stderr.
+    configure_logging()
+    log_to_stderr()
 
 
 # Command groups: one registration per line (keep alphabetical to ease merges).

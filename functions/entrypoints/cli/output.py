@@ -7,7 +7,9 @@ stdout, so `billing-ops dlq list --json | jq` works; human output never goes the
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,9 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from functions.adapters.firestore_audit import default_actor
-from functions.config import ConfigError
-from functions.errors import BillingError
+from functions.errors import BillingError, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +28,17 @@ dry_run_option = click.option(
     "--dry-run", is_flag=True, help="Show what would change and write nothing."
 )
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def default_actor() -> str:
+    """`--actor` default: the operator's login, so the audit never says 'unknown' by accident."""
+    for var in ("BILLING_OPS_ACTOR", "USER", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def emit_json(value: Any) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from functions.adapters.firestore_audit import new_record
-from functions.entrypoints.cli import context
+from functions import composition
 from functions.entrypoints.cli.output import (
     actor_option,
     dry_run_option,
@@ -21,6 +20,7 @@ from functions.entrypoints.cli.output import (
     table,
     yes_option,
 )
+from functions.services.accounts import AccountNotFound
 from functions.services.reconcile import CATCH_UP_WINDOW_SECONDS, ReconcileOutcome
 
 
@@ -56,7 +56,7 @@ def run(
     """
     if sum(bool(x) for x in (customers, every, anomalies)) != 1:
         raise click.UsageError("give CUSTOMER... or --all or --anomalies (exactly one)")
-    service = context.reconciler()
+    service = composition.reconciler()
     if customers:
         targets = [_resolve(ref) for ref in customers]
     else:
@@ -72,15 +72,9 @@ def run(
     ) as bar:
         for customer in bar:
             try:
-                outcomes.append(service.reconcile(customer, dry_run=dry_run))
+                outcomes.append(service.reconcile(customer, actor=actor, dry_run=dry_run))
             except Exception as exc:  # report and continue: one bad customer is not an outage
                 failed[customer] = f"{type(exc).__name__}: {exc}"
-    for o in outcomes:
-        if o.applied and not o.duplicate:
-            # The correction itself is in the customer's history; this records who ran it.
-            context.audit().write(
-                new_record(actor, "reconcile", o.customer_id, fields=sorted(o.changes))
-            )
     if as_json:
         emit_json(
             {
@@ -99,13 +93,14 @@ def run(
 
 def _resolve(ref: str) -> str:
     """Account ids are accepted too; an unknown cus_ id is reconciled from Stripe as new."""
-    repo = context.repository()
-    if ref.startswith("cus_") or repo.get_record(ref) is not None:
-        return ref
-    customer = repo.customer_for_account(ref)
-    if customer is None:
-        raise click.ClickException(f"{ref}: not a customer id and not a linked account id")
-    return customer
+    try:
+        return composition.accounts().customer_id(ref)
+    except AccountNotFound:
+        if ref.startswith("cus_"):
+            return ref
+        raise click.ClickException(
+            f"{ref}: not a customer id and not a linked account id"
+        ) from None
 
 
 def _print(outcomes: list[ReconcileOutcome], dry_run: bool) -> None:
@@ -147,7 +142,7 @@ def catch_up(since: str, dry_run: bool, as_json: bool) -> None:
     floor = int(time.time()) - CATCH_UP_WINDOW_SECONDS
     if start < floor:
         click.echo(f"note: Stripe keeps events 30 days; starting at {iso(floor)}", err=True)
-    service = context.reconciler()
+    service = composition.reconciler()
     events = service.undelivered(start)
     with click.progressbar(
         length=len(events), label="publishing", file=sys.stderr, hidden=dry_run

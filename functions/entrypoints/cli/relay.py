@@ -7,8 +7,8 @@ import time
 
 import click
 
+from functions import composition
 from functions.config import subscriber_settings
-from functions.entrypoints.cli import context
 from functions.entrypoints.cli.output import (
     age,
     dry_run_option,
@@ -42,7 +42,7 @@ def sweep(older_than: str | None, limit: int, dry_run: bool, as_json: bool) -> N
         if older_than
         else subscriber_settings().outbox_sweep_after_seconds
     )
-    stale = context.repository().stale_outbox(time.time() - threshold, limit=limit)
+    stale = composition.repository().stale_outbox(time.time() - threshold, limit=limit)
     customers = sorted({e.customer_id for e in stale})
     rows = [
         {
@@ -65,7 +65,7 @@ def sweep(older_than: str | None, limit: int, dry_run: bool, as_json: bool) -> N
     with click.progressbar(customers, label="relaying", file=sys.stderr) as bar:
         for customer in bar:
             try:
-                published += context.relay().relay_customer(customer)
+                published += composition.relay().relay_customer(customer)
             except Exception as exc:  # keep going: one customer must not block the rest
                 failed[customer] = f"{type(exc).__name__}: {exc}"
     if as_json:
