@@ -283,7 +283,11 @@ class ReconcileService:
                         ordering_key=message.ordering_key,
                     )
                 except Exception as exc:
+                    # Left for the next run (the window overlaps); on-call sees why here.
                     report.failed[event.id] = f"{type(exc).__name__}: {exc}"
+                    get_logger(component="reconcile").error(
+                        "catch_up_event_failed", event_id=event.id, error=report.failed[event.id]
+                    )
             if progress:
                 progress(1)
         return report

@@ -1,4 +1,4 @@
-# The seven entry points in main.py, deployed as Cloud Run functions (2nd gen) from the
+# The eight entry points in main.py, deployed as Cloud Run functions (2nd gen) from the
 # repository root. Each runs as its own service account; the webhook is the only one
 # the internet may invoke.
 locals {
