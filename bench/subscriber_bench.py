@@ -27,6 +27,8 @@ from functions.adapters.firestore_repository import FirestoreRepository
 from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import DEFAULT_DEAD_LETTER_TOPIC, DEFAULT_ENTITLEMENTS_TOPIC
 from functions.log import configure_logging
+from functions.services.apply import Applier
+from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Subscriber
 from statemachine.decision import Policy
 
@@ -46,14 +48,14 @@ def quiet_logs() -> Iterator[None]:
 
 
 def make_subscriber(firestore_project: str, pubsub_project: str) -> Subscriber:
+    repo_ = FirestoreRepository(firestore_project)
+    pub = PubSubPublisher(pubsub_project)
     return Subscriber(
-        FirestoreRepository(firestore_project),
-        PubSubPublisher(pubsub_project),
+        Applier(repo_, OutboxRelay(repo_, pub, DEFAULT_ENTITLEMENTS_TOPIC), marker_ttl_days=35),
+        pub,
         project=pubsub_project,
-        entitlements_topic=DEFAULT_ENTITLEMENTS_TOPIC,
         dead_letter_topic=DEFAULT_DEAD_LETTER_TOPIC,
         policy=POLICY,
-        marker_ttl_days=35,
     )
 
 

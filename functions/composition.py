@@ -121,13 +121,11 @@ def subscriber() -> Subscriber:
     settings = subscriber_settings()
     configure_logging(settings.log_level)
     return Subscriber(
-        repository(),
+        applier(),
         publisher(),
         project=settings.google_cloud_project,
-        entitlements_topic=settings.entitlements_topic,
         dead_letter_topic=settings.dead_letter_topic,
         policy=policy(),
-        marker_ttl_days=settings.processed_event_ttl_days,
     )
 
 

@@ -22,9 +22,8 @@ import statemachine
 from functions import stripe_events as events
 from functions.errors import InvalidPayload, PermanentError, TransientError
 from functions.log import get_logger
-from functions.ports import BillingRepository, Operation, Publisher
+from functions.ports import Operation, Publisher
 from functions.services.apply import Applier
-from functions.services.relay import OutboxRelay
 from schemas.documents import FailureRecord
 from schemas.stripe import StripeEvent
 from statemachine.decision import Policy
@@ -80,24 +79,21 @@ class Outcome:
 class Subscriber:
     def __init__(
         self,
-        repo: BillingRepository,
+        applier: Applier,
         publisher: Publisher,
         *,
         project: str,
-        entitlements_topic: str,
         dead_letter_topic: str,
         policy: Policy,
-        marker_ttl_days: int,
     ) -> None:
-        self._repo = repo
+        """`publisher` parks messages on the dead-letter topic; `applier` does the rest."""
+        self._repo = applier.repo
         self._publisher = publisher
         self._project = project
         self._dead_letter_topic = dead_letter_topic
         self._policy = policy
-        self.applier = Applier(
-            repo, OutboxRelay(repo, publisher, entitlements_topic), marker_ttl_days=marker_ttl_days
-        )
-        self.relay = self.applier.relay
+        self.applier = applier
+        self.relay = applier.relay
 
     def handle(self, message: IncomingMessage) -> Outcome:
         started = time.perf_counter()

@@ -14,6 +14,8 @@ from functions.adapters.firestore_repository import FirestoreRepository
 from functions.adapters.pubsub_publisher import PubSubPublisher
 from functions.config import CommonSettings
 from functions.ports import BillingRepository, Publisher
+from functions.services.apply import Applier
+from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Subscriber
 from infra.local import observe
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION, desired_topology, provision
@@ -39,14 +41,14 @@ def make_subscriber(
     repo: BillingRepository | None = None,
     publisher: Publisher | None = None,
 ) -> Subscriber:
+    repo_ = repo or FirestoreRepository(project)
+    pub = publisher or PubSubPublisher(project)
     return Subscriber(
-        repo or FirestoreRepository(project),
-        publisher or PubSubPublisher(project),
+        Applier(repo_, OutboxRelay(repo_, pub, settings.entitlements_topic), marker_ttl_days=35),
+        pub,
         project=project,
-        entitlements_topic=settings.entitlements_topic,
         dead_letter_topic=settings.dead_letter_topic,
         policy=Policy(),
-        marker_ttl_days=35,
     )
 
 

@@ -36,6 +36,8 @@ from functions.config import (
 from functions.entrypoints.cli.main import cli
 from functions.errors import TransientError
 from functions.ports import ApplyResult, DecideFn, Operation
+from functions.services.apply import Applier
+from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Subscriber
 from functions.stripe_events import parse_envelope, trace_context
 from infra.local import scenarios
@@ -239,14 +241,13 @@ def test_dead_lettered_events_are_replayed_once_and_restore_the_customer(world: 
         world.publish_event(raw)
 
     # Firestore is down: every delivery fails; after 5 Pub/Sub forwards to the dead-letter topic.
+    repo_, pub = FirestoreDown(world.repo), composition.publisher()
     outage = Subscriber(
-        FirestoreDown(world.repo),
-        composition.publisher(),
+        Applier(repo_, OutboxRelay(repo_, pub, DEFAULT_ENTITLEMENTS_TOPIC), marker_ttl_days=35),
+        pub,
         project=world.project,
-        entitlements_topic=DEFAULT_ENTITLEMENTS_TOPIC,
         dead_letter_topic=DEFAULT_DEAD_LETTER_TOPIC,
         policy=composition.policy(),
-        marker_ttl_days=35,
     )
     assert world.deliver(outage, rounds=6) == 0
     listed = world.json("dlq", "list")

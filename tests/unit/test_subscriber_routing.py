@@ -9,6 +9,8 @@ import pytest
 
 from functions.errors import TransientError
 from functions.ports import ApplyResult, DecideFn, Operation
+from functions.services.apply import Applier
+from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Subscriber
 from statemachine.decision import Policy
 from tests.support.fake_publisher import FakePublisher
@@ -28,15 +30,13 @@ def failing_publisher() -> FakePublisher:
     return publisher
 
 
-def make(repo: FakeRepository, publisher: FakePublisher) -> Subscriber:
+def make(repo_: FakeRepository, pub: FakePublisher) -> Subscriber:
     return Subscriber(
-        repo,
-        publisher,
+        Applier(repo_, OutboxRelay(repo_, pub, "ents"), marker_ttl_days=35),
+        pub,
         project="p",
-        entitlements_topic="ents",
         dead_letter_topic=DLQ,
         policy=Policy(),
-        marker_ttl_days=35,
     )
 
 
