@@ -111,7 +111,6 @@ class Subscription(_Tolerant):
         return self.current_period_end
 
 
-
 class InvoiceSubscriptionDetails(_Tolerant):
     subscription: str | None = None
 
