@@ -179,16 +179,24 @@ def webhook_handler() -> WebhookHandler:
 @cache
 def checkout_deps() -> CheckoutDeps:
     from functions.adapters.stripe_gateway import SdkStripeGateway
+    from functions.config import checkout_settings
     from functions.entrypoints.auth import auth_settings
-    from functions.entrypoints.checkout import Deps, checkout_settings
+    from functions.entrypoints.checkout import Deps
+    from functions.services.checkout import CheckoutService, CheckoutUrls
 
     settings = checkout_settings()
-    return Deps(
+    configure_logging(settings.log_level)
+    urls = CheckoutUrls(
+        success=settings.checkout_success_url,
+        cancel=settings.checkout_cancel_url,
+        portal_return=settings.portal_return_url,
+    )
+    service = CheckoutService(
         gateway=SdkStripeGateway.from_settings(settings),
         accounts=account_store(settings.google_cloud_project),
-        settings=settings,
-        auth=auth_settings(),
+        urls=urls,
     )
+    return Deps(service=service, auth=auth_settings())
 
 
 _BUILDERS = (
@@ -214,7 +222,6 @@ def reset() -> None:
     reset_settings_cache()
     for builder in _BUILDERS:
         builder.cache_clear()
-    from functions.entrypoints import auth, checkout
+    from functions.entrypoints import auth
 
-    checkout.checkout_settings.cache_clear()
     auth.auth_settings.cache_clear()

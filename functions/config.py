@@ -80,6 +80,13 @@ class StripeApiSettings(CommonSettings):
     stripe_max_requests_per_second: float = Field(default=20.0, gt=0, le=90)
 
 
+class CheckoutSettings(StripeApiSettings):
+    checkout_success_url: str = Field(pattern=r"^https?://")
+    checkout_cancel_url: str = Field(pattern=r"^https?://")
+    # From configuration only: a caller-chosen return URL would be an open redirect.
+    portal_return_url: str = Field(pattern=r"^https?://")
+
+
 def load_settings(cls: type[_S]) -> _S:
     """Build a settings class from the environment; ConfigError names each bad variable."""
     try:
@@ -107,8 +114,14 @@ def stripe_api_settings() -> StripeApiSettings:
     return load_settings(StripeApiSettings)
 
 
+@cache
+def checkout_settings() -> CheckoutSettings:
+    return load_settings(CheckoutSettings)
+
+
 def reset_settings_cache() -> None:
     """Tests change the environment between cases; production never calls this."""
     webhook_settings.cache_clear()
     subscriber_settings.cache_clear()
     stripe_api_settings.cache_clear()
+    checkout_settings.cache_clear()

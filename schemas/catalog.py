@@ -53,7 +53,13 @@ class Catalog(_Frozen):
             raise ValueError("plan and add-on ids and lookup keys must be unique")
         if len({p.rank for p in self.plans}) != len(self.plans):
             raise ValueError("plan ranks must be unique")
+        if sum(a.per_unit for a in self.add_ons) > 1:
+            raise ValueError("at most one per-unit add-on (the seat add-on)")
         return self
+
+    def seat_add_on(self) -> AddOn | None:
+        """The add-on sold by quantity; requests name it as a seat count, not an add-on."""
+        return next((a for a in self.add_ons if a.per_unit), None)
 
     def by_lookup_key(self, key: str) -> Plan | AddOn | None:
         items: tuple[Plan | AddOn, ...] = (*self.plans, *self.add_ons)

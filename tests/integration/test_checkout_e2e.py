@@ -16,13 +16,13 @@ import pytest
 
 import statemachine
 from functions.adapters.firestore_repository import FirestoreRepository
-from functions.entrypoints.checkout import ChangeRequest, SubscriptionState, classify, state_of
 from functions.ports import Operation
 from infra.local import scenarios
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent
 from statemachine.catalog import CATALOG
 from statemachine.decision import Policy
+from statemachine.plan_change import PlanTarget, SubscriptionState, classify, state_of
 from tests.integration.conftest import Caller
 from tests.support.stripe_server import StripeServer
 
@@ -33,10 +33,7 @@ class Pipeline:
     """Applies the server's new events in order, like the subscriber does."""
 
     def __init__(self, server: StripeServer | None, project: str) -> None:
-        decide = getattr(statemachine, "decide", None)
-        if decide is None:
-            pytest.skip("statemachine.decide is not available yet")
-        self._decide = decide
+        self._decide = statemachine.decide
         self._server = server
         self._seen = 0
         self._policy = Policy()
@@ -132,12 +129,11 @@ def test_checkout_upgrade_and_scheduled_downgrade_drive_entitlements(
     assert ent.limits.seats == 3 and ent.limits.tables == 5
 
 
-def _target(sub: dict[str, Any], account_id: str) -> ChangeRequest:
-    """The change_subscription request that turns the current state into `sub`'s items."""
+def _target(sub: dict[str, Any]) -> PlanTarget:
+    """The change_subscription target that turns the current state into `sub`'s items."""
     state = state_of(sub, CATALOG)
     assert state.plan is not None
-    return ChangeRequest(
-        account_id=account_id,
+    return PlanTarget(
         plan=state.plan,
         add_ons=tuple(sorted(state.add_ons)),
         seats=state.seats,
@@ -174,7 +170,7 @@ def test_generator_plan_change_scenarios_reach_expected_entitlements(
     states = []
     for event in sub_events:
         obj = event["data"]["object"]
-        states.append(_target(obj, scenario.account_id))
+        states.append(_target(obj))
     changes = [(a, b) for a, b in itertools.pairwise(states) if a != b]
     assert changes, "the scenario must contain a plan change"
     kinds = {classify(_current_of(a), b, CATALOG) for a, b in changes}
@@ -184,5 +180,5 @@ def test_generator_plan_change_scenarios_reach_expected_entitlements(
         assert kinds == {"upgrade", "downgrade"}
 
 
-def _current_of(req: ChangeRequest) -> SubscriptionState:
+def _current_of(req: PlanTarget) -> SubscriptionState:
     return SubscriptionState(req.plan, frozenset(req.add_ons), req.seats)

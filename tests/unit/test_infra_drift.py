@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings
 
 from functions import config
 from functions.config import (
+    CheckoutSettings,
     CommonSettings,
     StripeApiSettings,
     SubscriberSettings,
@@ -39,7 +40,6 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
     test_every_function_has_known_settings.
     """
     from functions.entrypoints.auth import AuthSettings
-    from functions.entrypoints.checkout import CheckoutSettings
 
     api = (CheckoutSettings, AuthSettings)
     return {
