@@ -68,6 +68,18 @@ class Catalog(_Frozen):
                 return item
         return None
 
+    def by_id(self, ident: str) -> Plan | AddOn | None:
+        items: tuple[Plan | AddOn, ...] = (*self.plans, *self.add_ons)
+        return next((item for item in items if item.id == ident), None)
+
+    def recognise(self, lookup_key: str | None, catalog_id: str | None) -> Plan | AddOn | None:
+        """Our plan or add-on for a price: by lookup key, else by the id catalog sync wrote
+        in the price's metadata (a price whose lookup key moved on still grants its item)."""
+        found = self.by_lookup_key(lookup_key) if lookup_key else None
+        if found is None and catalog_id:
+            found = self.by_id(catalog_id)
+        return found
+
     def plan(self, plan_id: str) -> Plan:
         for plan in self.plans:
             if plan.id == plan_id:

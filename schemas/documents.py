@@ -17,18 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.entitlements import AccessLevel, AccountMessage, Entitlements
+from schemas.stripe import SubscriptionStatus
 
-BillingStatus = Literal[
-    "none",
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "unpaid",
-    "canceled",
-    "paused",
-]
+# Stripe's subscription statuses, plus "none" for a customer without a subscription yet.
+BillingStatus = Literal["none", SubscriptionStatus]
 
 DecisionKind = Literal["applied", "duplicate", "stale", "noop", "ignored", "anomaly"]
 
@@ -42,6 +34,9 @@ class ItemSnapshot(_Doc):
     item_id: str
     price_id: str
     lookup_key: str | None = None
+    # The price's `metadata.dataface_id` (set by catalog sync): recognises our price after
+    # its lookup key moved to a newer price (grandfathered or archived prices).
+    catalog_id: str | None = None
     quantity: int = 1
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SubscriptionStatus = Literal[
     "incomplete",
@@ -69,6 +69,15 @@ class SubscriptionItem(_Tolerant):
     current_period_start: int | None = None
     current_period_end: int | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plan_without_price(cls, value: Any) -> Any:
+        # Items in the pre-Prices shape (old fixtures, test doubles such as localstripe)
+        # carry only `plan`; a Plan has the id, lookup key and metadata we read of a Price.
+        if isinstance(value, dict) and value.get("price") is None and value.get("plan"):
+            return {**value, "price": value["plan"]}
+        return value
+
     @field_validator("quantity", mode="before")
     @classmethod
     def _null_quantity(cls, value: object) -> object:
@@ -121,9 +130,8 @@ class InvoiceParent(_Tolerant):
     subscription_details: InvoiceSubscriptionDetails | None = None
 
 
-class Invoice(_Tolerant):
+class _InvoiceFields(_Tolerant):
     object: Literal["invoice"] = "invoice"
-    id: str
     customer: str
     status: str | None = None
     billing_reason: str | None = None
@@ -146,6 +154,16 @@ class Invoice(_Tolerant):
             if nested:
                 return nested
         return self.subscription
+
+
+class Invoice(_InvoiceFields):
+    id: str
+
+
+class UpcomingInvoice(_InvoiceFields):
+    """`invoice.upcoming` previews an invoice that does not exist yet: it has no id."""
+
+    id: str | None = None
 
 
 class CheckoutSession(_Tolerant):

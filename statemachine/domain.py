@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.documents import Anomaly, BillingRecord, Override, Watermark
 from schemas.entitlements import AccessLevel, EntitlementChanged
-from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription
+from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription, UpcomingInvoice
 from statemachine import entitlements, states
 from statemachine.decision import Decision, Policy, Transition
 from statemachine.machine import MachineError, fire, trigger_for
@@ -74,7 +74,15 @@ def _finish(
     reason: str,
     transition: Transition | None = None,
 ) -> Decision:
-    """Recompute what downstream sees; bump the version by one if it changed."""
+    """Recompute what downstream sees; bump the version by one if it changed.
+
+    The view is taken at the latest instant this record has been evaluated at, never
+    earlier: a late event (Stripe's retries, catch-up, a replay) describes the past, and
+    must not re-grant access that a deadline already removed.
+    """
+    now = max(now, before.updated_at)
+    if after.override is not None and now >= after.override.expires_at:
+        after.override = None  # lapsed: cleared, so nothing keeps it due for review
     view = states.view(after, now, policy.grace_seconds)
     items = after.items
     if view.override_active and not items:
@@ -133,6 +141,13 @@ def decide(record: BillingRecord, event: StripeEvent, policy: Policy) -> Decisio
     if event.type in SUBSCRIPTION_EVENTS:
         sub = Subscription.model_validate(event.data.object)
         return _subscription(before, rec, sub, event, policy)
+    if event.type == "invoice.upcoming":
+        # A preview without an id (Stripe sends none): it informs, it changes nothing.
+        upcoming = UpcomingInvoice.model_validate(event.data.object)
+        verdict = judge_invoice(rec, upcoming, event.type)
+        if verdict.kind == "stale":
+            return Decision(kind="stale", record=rec, reason=verdict.reason)
+        return Decision(kind="noop", record=rec, reason=verdict.reason)
     return _invoice(before, rec, Invoice.model_validate(event.data.object), event, policy)
 
 
@@ -163,10 +178,13 @@ def _adopt(rec: BillingRecord, sub: Subscription, at: int, event_id: str, event_
     if sub.id != rec.subscription_id:
         if rec.subscription_id is not None:
             # Dunning facts belong to the old subscription's invoices.
-            rec.payment_failed_at = rec.failed_invoice_id = None
-            rec.payment_action_required = False
+            _clear_streak(rec)
         rec.subscription_id = sub.id
         rec.subscription_created = sub.created
+    elif _recovered(rec, sub, at):
+        # Stripe can recover without an `invoice.paid` for the failed invoice (a pending
+        # update expired, the invoice was voided): the old clock must not carry over.
+        _clear_streak(rec)
     if sub.status == "past_due" and rec.status != "past_due":
         rec.past_due_since = at
     elif sub.status != "past_due":
@@ -187,6 +205,14 @@ def _adopt(rec: BillingRecord, sub: Subscription, at: int, event_id: str, event_
         status=sub.status,
         period_end=sub.period_end,
     )
+
+
+def _recovered(rec: BillingRecord, sub: Subscription, at: int) -> bool:
+    if sub.status not in ("active", "trialing") or rec.payment_failed_at is None:
+        return False
+    # Leaving a dunning status is proof; an active snapshot from the failure's second is
+    # not (a renewal's `updated` and its failure share a second).
+    return rec.status in ("past_due", "unpaid", "paused") or at > rec.payment_failed_at
 
 
 def _price_problems(sub: Subscription, policy: Policy) -> list[str]:
@@ -250,21 +276,30 @@ def _invoice(
     if event.type == "invoice.paid":
         rec.paid_invoice_ids = [*rec.paid_invoice_ids, invoice.id][-MAX_PAID_INVOICES:]
         rec.last_paid_invoice_id = invoice.id
-        if rec.failed_invoice_id in (None, invoice.id):
-            rec.payment_failed_at = rec.failed_invoice_id = None
-            rec.payment_action_required = False
+        if _ends_streak(rec, invoice.id):
+            _clear_streak(rec)
     elif event.type == "invoice.payment_action_required":
         rec.payment_action_required = True
         rec.failed_invoice_id = rec.failed_invoice_id or invoice.id
-    elif rec.failed_invoice_id == invoice.id and rec.payment_failed_at is not None:
-        # A retry of the same invoice: the grace clock runs from its first failure.
-        rec.payment_failed_at = min(rec.payment_failed_at, event.created)
-    elif rec.payment_failed_at is None or event.created > rec.payment_failed_at:
-        # A newer invoice failing starts its own clock; an older invoice's late failure
-        # must not pull the deadline back.
+    elif rec.payment_failed_at is None:
         rec.failed_invoice_id = invoice.id
         rec.payment_failed_at = event.created
+    else:
+        # A streak is open (a retry of its invoice, or the next renewal failing while it
+        # is unpaid): grace runs from the streak's first failure, never restarts.
+        rec.payment_failed_at = min(rec.payment_failed_at, event.created)
     return _finish(before, rec, event.created, policy, kind="applied", reason=verdict.reason)
+
+
+def _ends_streak(rec: BillingRecord, invoice_id: str) -> bool:
+    """Paying the streak's invoice ends it. Paying another one does not: when that makes
+    the subscription current, its `active` snapshot ends the streak (`_recovered`)."""
+    return rec.failed_invoice_id in (None, invoice_id)
+
+
+def _clear_streak(rec: BillingRecord) -> None:
+    rec.payment_failed_at = rec.failed_invoice_id = None
+    rec.payment_action_required = False
 
 
 def reconcile(
@@ -313,12 +348,13 @@ def reconcile(
 def reevaluate(record: BillingRecord, now: int, policy: Policy) -> Decision:
     """Time-based changes with no event: grace expiry, override expiry, period end."""
     rec = record.model_copy(deep=True)
-    if rec.override is not None and now >= rec.override.expires_at:
-        rec.override = None
+    lapsed = rec.override is not None and now >= rec.override.expires_at
     decision = _finish(
         record, rec, now, policy, kind="applied", reason="re-evaluated at a later time"
     )
-    if decision.entitlements_changed:
+    if decision.entitlements_changed or lapsed:
+        # A lapsed override is written even when nothing visible changes, or the record
+        # stays in the due query for ever.
         return decision
     return Decision(kind="noop", record=rec, reason="nothing changed with time")
 

@@ -6,7 +6,9 @@ Choices (the pricing research gives prices, not these):
   are kept so the product keeps the customer's data (tables, rules) within its limits.
 - FULL and GRACE: the plan's features and limits plus every add-on's; per-unit add-ons
   (extra seats) add their limits once per unit of quantity, others once.
-An item whose price lookup_key is not in the catalog grants nothing: `problems()` reports
+Items are recognised by lookup key, else by the `dataface_id` catalog sync writes in each
+price's metadata (so a price whose key moved to a newer price keeps granting what it
+granted). An item recognised by neither grants nothing: `problems()` reports
 it so the domain records an anomaly instead of applying the snapshot.
 """
 
@@ -27,6 +29,7 @@ def items_of(subscription: Subscription) -> list[ItemSnapshot]:
             item_id=item.id,
             price_id=item.price.id,
             lookup_key=item.price.lookup_key,
+            catalog_id=item.price.metadata.get("dataface_id"),
             quantity=item.quantity,
         )
         for item in subscription.items.data
@@ -38,7 +41,7 @@ def problems(items: list[ItemSnapshot], catalog: Catalog) -> list[str]:
     found: list[str] = []
     plans = 0
     for item in items:
-        entry = catalog.by_lookup_key(item.lookup_key) if item.lookup_key else None
+        entry = catalog.recognise(item.lookup_key, item.catalog_id)
         if entry is None:
             found.append(f"unknown price {item.price_id} (lookup_key={item.lookup_key})")
         elif isinstance(entry, Plan):
@@ -54,7 +57,7 @@ def compute(access: AccessLevel, items: list[ItemSnapshot], catalog: Catalog) ->
     plan: Plan | None = None
     add_ons: list[tuple[AddOn, int]] = []
     for item in items:
-        entry = catalog.by_lookup_key(item.lookup_key) if item.lookup_key else None
+        entry = catalog.recognise(item.lookup_key, item.catalog_id)
         if isinstance(entry, Plan):
             plan = entry
         elif isinstance(entry, AddOn):

@@ -8,12 +8,16 @@ Notes a reviewer should check against Stripe's lifecycle:
 - `none` may go anywhere: the first snapshot we see of a subscription can be in any state
   (events lost before we existed, or the `created` event is still in flight).
 - Nothing returns to `incomplete` once it left (the peers' late-`created` rollback bug).
-- `canceled` and `incomplete_expired` are terminal for a subscription id. Only a NEW,
-  newer subscription id restarts the customer at `none` (`new_subscription`, guarded).
+- `canceled` and `incomplete_expired` are terminal for a subscription id. Only a NEW
+  subscription id restarts the customer at `none` (`new_subscription`, guarded): a newer
+  one after an ended one, or any paid or newer one replacing an unpaid signup.
 - Skips are allowed where a snapshot in between may arrive late or be dropped as stale
   (active -> unpaid without the past_due in between, trialing -> past_due at trial end,
   incomplete -> past_due or unpaid when the activating snapshot comes later: Stripe never
   moves incomplete there directly, so a newer past_due snapshot proves it was active).
+- Pause and resume follow Stripe: trial end without a card, the Pause endpoint or the
+  dunning setting pause a trialing, active or past_due subscription; resuming returns to
+  active, or to past_due while an invoice is still open.
 - `update` is the reflexive move for a changed snapshot with the same status (items,
   quantities, cancel-at-period-end). `reconcile` may set any state: it is Stripe's
   current object, read on purpose to resolve anomalies.
@@ -48,17 +52,20 @@ TRANSITIONS: tuple[TransitionRow, ...] = (
     TransitionRow("start_trial", ("none", "incomplete", "active"), "trialing"),
     TransitionRow("activate", ("none", "incomplete", "trialing", "past_due", "unpaid"), "active"),
     TransitionRow("resume", ("paused",), "active"),
+    # Resuming with an invoice still open comes back past due (Stripe's resume endpoint).
+    TransitionRow("resume_past_due", ("paused",), "past_due"),
     TransitionRow("payment_failed", ("none", "incomplete", "trialing", "active"), "past_due"),
     TransitionRow(
         "mark_unpaid", ("none", "incomplete", "trialing", "active", "past_due"), "unpaid"
     ),
-    TransitionRow("pause", ("none", "trialing"), "paused"),
+    # Trial end without a card, the Pause endpoint, or "pause" as the dunning outcome.
+    TransitionRow("pause", ("none", "trialing", "active", "past_due"), "paused"),
     TransitionRow("expire", ("none", "incomplete"), "incomplete_expired"),
     TransitionRow("cancel", ("none", "incomplete", *LIVE), "canceled"),
     TransitionRow("update", ("incomplete", *LIVE), "="),
     TransitionRow(
         "new_subscription",
-        ("canceled", "incomplete_expired"),
+        ("canceled", "incomplete_expired", "incomplete"),
         "none",
         guard="is_newer_subscription",
     ),
@@ -84,6 +91,8 @@ def trigger_for(current: str, target: str) -> str:
         return "update"
     if current == "paused" and target == "active":
         return "resume"
+    if current == "paused" and target == "past_due":
+        return "resume_past_due"
     return TRIGGER_FOR_STATUS[target]
 
 

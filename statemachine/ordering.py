@@ -8,10 +8,14 @@ newest applied subscription snapshot, its status and period end. A subscription 
 (any `customer.subscription.*` event) is judged in this order:
 
 1. First sight (no subscription yet): apply.
-2. A different subscription id: older `subscription.created` than the current one ->
-   stale; the same second -> anomaly; newer and the current one is terminal -> apply as a
-   new subscription; newer but already terminal itself -> stale (the live one stays);
-   newer while the current one is live -> anomaly (two live subscriptions: reconcile).
+2. A different subscription id (a customer may hold several; access follows the best
+   one, see statemachine/subscriptions.py): a paid live one (active, trialing, past_due)
+   replaces an unpaid signup (incomplete) and an unpaid signup beside a paid one is stale,
+   in whichever order they arrive. Otherwise: older `subscription.created` than the
+   current one -> stale; the same second -> anomaly; newer and the current one is
+   terminal or an unpaid signup -> apply as a new subscription; newer but already
+   terminal itself -> stale (the live one stays); newer while the current one is live ->
+   anomaly (two live subscriptions: reconcile picks the governing one).
 3. Current subscription terminal (canceled, incomplete_expired): the same terminal
    snapshot again -> noop, anything else -> stale. Terminal states never reopen.
 4. A terminal snapshot for the current subscription -> apply, whatever its time.
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from schemas.documents import BillingRecord
-from schemas.stripe import Invoice, StripeEvent, Subscription
+from schemas.stripe import Invoice, StripeEvent, Subscription, UpcomingInvoice
 from statemachine.entitlements import items_of
 from statemachine.states import TERMINAL
 
@@ -90,7 +94,18 @@ def judge_subscription(record: BillingRecord, sub: Subscription, event: StripeEv
     return _same_second(record, sub)
 
 
+PAID_LIVE = frozenset({"active", "trialing", "past_due"})
+
+
 def _other_subscription(record: BillingRecord, sub: Subscription) -> Verdict:
+    # Several subscriptions: an unpaid signup (incomplete) never displaces a paid live one
+    # and gives way to any newer or paid one, whatever order their events arrive in.
+    if record.status == "incomplete" and sub.status in PAID_LIVE:
+        return Verdict(
+            "apply", "a paid subscription replaces an unpaid signup", new_subscription=True
+        )
+    if record.status in PAID_LIVE and sub.status == "incomplete":
+        return Verdict("stale", "an unpaid signup beside a paid subscription; the paid one stays")
     current_created = record.subscription_created or 0
     if sub.created < current_created:
         return Verdict("stale", "an older subscription than the current one")
@@ -102,6 +117,8 @@ def _other_subscription(record: BillingRecord, sub: Subscription) -> Verdict:
         return Verdict("apply", "a newer subscription replaces an ended one", new_subscription=True)
     if sub.status in TERMINAL:
         return Verdict("stale", "a newer subscription that already ended; the live one stays")
+    if record.status == "incomplete":
+        return Verdict("apply", "a newer signup replaces an unpaid one", new_subscription=True)
     return Verdict(
         "anomaly",
         f"a second live subscription {sub.id} while {record.subscription_id} is {record.status}",
@@ -129,7 +146,9 @@ def _same_second(record: BillingRecord, sub: Subscription) -> Verdict:
     )
 
 
-def judge_invoice(record: BillingRecord, invoice: Invoice, event_type: str) -> Verdict:
+def judge_invoice(
+    record: BillingRecord, invoice: Invoice | UpcomingInvoice, event_type: str
+) -> Verdict:
     sub_id = invoice.subscription_id
     if record.subscription_id and sub_id and sub_id != record.subscription_id:
         return Verdict("stale", "invoice of another subscription")

@@ -46,10 +46,11 @@ def line_items(target: PlanTarget, catalog: Catalog) -> list[tuple[str, int]]:
 
 
 def _ident(item: Mapping[str, Any], catalog: Catalog) -> str | None:
-    price = item["price"]
-    found = catalog.by_lookup_key(price.get("lookup_key") or "")
-    ident = found.id if found else (price.get("metadata") or {}).get("dataface_id")
-    return ident if isinstance(ident, str) and ident else None
+    price = item.get("price") or item.get("plan") or {}
+    found = catalog.recognise(
+        price.get("lookup_key"), (price.get("metadata") or {}).get("dataface_id")
+    )
+    return found.id if found else None
 
 
 def item_ref(item: Mapping[str, Any], catalog: Catalog) -> str | None:

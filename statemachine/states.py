@@ -66,7 +66,8 @@ STATES: tuple[StateRow, ...] = (
         "paused",
         AccessLevel.RESTRICTED,
         "paused",
-        "Trial ended without a payment method: monitors paused, data kept.",
+        "Paused (trial ended without a card, paused by request or by dunning): "
+        "monitors paused, data kept.",
     ),
 )
 
@@ -93,8 +94,8 @@ MESSAGES: dict[str, str] = {
     "unpaid": "Your subscription is unpaid and access is suspended. "
     "Pay the open invoice to restore access.",
     "canceled": "Your subscription has ended. Subscribe again to resume monitoring.",
-    "paused": "Your trial ended without a payment method. "
-    "Add a card to resume monitoring; your data is kept.",
+    "paused": "Your subscription is paused. "
+    "Add a card or resume your subscription to restart monitoring; your data is kept.",
     "support_override": "Support has set your access until {date}.",
 }
 

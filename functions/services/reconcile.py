@@ -35,12 +35,14 @@ from functions.services.accounts import OPS_PREFIX, diff_records
 from functions.services.apply import Applied, Applier
 from functions.services.audit import new_record
 from functions.services.batch import per_customer
+from schemas.catalog import Catalog
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
+from statemachine.catalog import CATALOG
 from statemachine.decision import Decision, Policy
+from statemachine.subscriptions import governing
 
 # Statuses that can grant or hold access: these win over ended subscriptions.
-_LIVE = ("active", "trialing", "past_due", "unpaid", "paused", "incomplete")
 CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
 # The nightly job runs daily; two days of catch-up overlap so a failed night is covered.
 CATCH_UP_SECONDS = 2 * 86_400
@@ -87,17 +89,10 @@ class CatchUpReport:
 
 
 def choose_subscription(
-    subscriptions: Iterable[Subscription], record: BillingRecord
+    subscriptions: Iterable[Subscription], record: BillingRecord, catalog: Catalog = CATALOG
 ) -> Subscription | None:
-    """The subscription that governs access: newest live one, else the one we track."""
-    subs = sorted(subscriptions, key=lambda s: s.created, reverse=True)
-    live = [s for s in subs if s.status in _LIVE]
-    if live:
-        return live[0]
-    tracked = [s for s in subs if s.id == record.subscription_id]
-    if tracked:
-        return tracked[0]
-    return subs[0] if subs else None
+    """The subscription that governs access (the rule: statemachine/subscriptions.py)."""
+    return governing(subscriptions, record.subscription_id, catalog)
 
 
 def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
@@ -148,7 +143,7 @@ class ReconcileService:
             Subscription.model_validate(raw)
             for raw in self._gateway.list_customer_subscriptions(customer_id)
         ]
-        subscription = choose_subscription(subs, record)
+        subscription = choose_subscription(subs, record, self._policy.catalog)
         decision = statemachine.reconcile(record, subscription, int(self._clock()), self._policy)
         return record, subscription, decision
 

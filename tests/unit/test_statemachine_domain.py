@@ -171,9 +171,10 @@ def test_dunning_facts() -> None:
     rec = decide(rec, inv("invoice.payment_failed", START + 10, "in_1"), POLICY).record
     rec = decide(rec, inv("invoice.payment_failed", START + 5, "in_1"), POLICY).record
     assert (rec.failed_invoice_id, rec.payment_failed_at) == ("in_1", START + 5)
-    # An older failure of another invoice does not move the clock.
+    # An earlier failure of another unpaid invoice belongs to the same streak: the clock
+    # runs from the streak's first failure.
     rec = decide(rec, inv("invoice.payment_failed", START + 1, "in_0"), POLICY).record
-    assert (rec.failed_invoice_id, rec.payment_failed_at) == ("in_1", START + 5)
+    assert (rec.failed_invoice_id, rec.payment_failed_at) == ("in_1", START + 1)
     # Paying some other invoice does not end the streak; paying the failed one does.
     rec = decide(rec, inv("invoice.paid", START + 20, "in_other"), POLICY).record
     assert rec.failed_invoice_id == "in_1"

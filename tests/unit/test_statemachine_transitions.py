@@ -26,6 +26,11 @@ LEGAL: dict[tuple[str, str], str] = {
     ("past_due", "active"): "activate",
     ("unpaid", "active"): "activate",
     ("paused", "active"): "resume",
+    # Stripe's resume endpoint: "if payment fails the subscription will be past_due".
+    ("paused", "past_due"): "resume_past_due",
+    # The Pause endpoint and the dunning setting "pause the subscription".
+    ("active", "paused"): "pause",
+    ("past_due", "paused"): "pause",
     # Skips over an activating snapshot that arrives late: incomplete never fails over to
     # past_due or unpaid in Stripe, so a newer such snapshot proves it was active between.
     ("incomplete", "past_due"): "payment_failed",
