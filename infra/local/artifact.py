@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.local.emulators import stop_process_group
+from infra.local.stack import RunningFunction
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -194,16 +194,9 @@ def _is_trace(line: str) -> bool:
     return bool(_TRACE_LINE.match(line))
 
 
-@dataclass
-class InstalledFunction:
-    target: str
-    port: int
-    log_path: Path
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+class InstalledFunction(RunningFunction):
+    """A function served from the installed wheel; its log also holds Python's import
+    trace, which tells what the process loaded."""
 
     def output(self) -> str:
         """The process's own output (the JSON logs), without the import trace."""
@@ -218,9 +211,6 @@ class InstalledFunction:
             if match:
                 found.append(Path(match.group("code") or match.group("ext")))
         return found
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
 
 
 def serve(
