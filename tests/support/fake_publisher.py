@@ -4,6 +4,9 @@ It keeps the real adapter's contract (tests/integration/test_publisher_contract.
 one suite against both): ids are distinct, data and attributes are kept as given, a
 missing topic and an empty message fail with TransientError naming the topic, and a
 failure leaves nothing behind that could block a later publish.
+
+Injected failures raise TransientError like an unreachable Pub/Sub would: every publish to
+a topic in `failing_topics`, or of a body in `failing_data` (to fail chosen messages only).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class FakePublisher:
         self.messages: list[Published] = []
         # The topics that exist, like a provisioned project; None accepts any topic.
         self.topics: set[str] | None = None if topics is None else set(topics)
-        # Topics that fail like an unreachable Pub/Sub.
+        # Topics, and message bodies, that fail like an unreachable Pub/Sub.
         self.failing_topics: set[str] = set()
+        self.failing_data: set[bytes] = set()
 
     def publish(
         self,
@@ -42,7 +46,7 @@ class FakePublisher:
         ordering_key: str = "",
         timeout: float = 10.0,
     ) -> str:
-        if topic in self.failing_topics:
+        if topic in self.failing_topics or bytes(data) in self.failing_data:
             raise TransientError(f"publish to topic {topic!r} failed: injected")
         if self.topics is not None and topic not in self.topics:
             raise TransientError(f"publish to topic {topic!r} failed: NotFound: no such topic")
