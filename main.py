@@ -36,10 +36,11 @@ def reevaluate_due(request: flask.Request) -> flask.Response:
     return jobs.handle_reevaluate_request()
 
 
-# Cloud Scheduler, nightly: catch up on undelivered events, then reconcile every customer.
+# Cloud Scheduler, nightly: catch up on undelivered events, then reconcile every customer;
+# and every minute with ?scope=anomalies: reconcile the customers with an open anomaly.
 @functions_framework.http
 def reconcile_all(request: flask.Request) -> flask.Response:
-    return jobs.handle_reconcile_all_request()
+    return jobs.handle_reconcile_all_request(request)
 
 
 # Called by our own services only (Cloud Functions IAM), for the account in the bearer token.

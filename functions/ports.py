@@ -132,6 +132,10 @@ class BillingRepository(Protocol):
         deadline at or before `now`. May include ones already re-evaluated (cheap noop)."""
         ...
 
+    def with_open_anomalies(self, limit: int = 100) -> list[str]:
+        """Customers with an open anomaly, the longest-open first."""
+        ...
+
 
 # -- Pub/Sub ------------------------------------------------------------------------------
 

@@ -91,6 +91,9 @@ class BillingRecord(_Doc):
     watermark: Watermark | None = None
     recent_event_ids: list[str] = Field(default_factory=list)
     anomalies: list[Anomaly] = Field(default_factory=list)
+    # When the oldest open anomaly was recorded (None: none open). Queried by the job that
+    # reconciles anomalies within a minute; cleared with the anomalies by reconcile.
+    anomaly_open_since: int | None = None
     override: Override | None = None
     # What was last published downstream (version 0 = nothing yet).
     version: int = 0

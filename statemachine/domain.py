@@ -119,6 +119,8 @@ def _anomaly(
         at=at,
     )
     record.anomalies = [*record.anomalies, anomaly][-MAX_ANOMALIES:]
+    if record.anomaly_open_since is None:
+        record.anomaly_open_since = at
     return Decision(kind="anomaly", record=record, reason=detail, anomaly=anomaly)
 
 
@@ -331,6 +333,7 @@ def reconcile(
     else:
         rec.status = "canceled" if target == "canceled" else rec.status
     rec.anomalies = []
+    rec.anomaly_open_since = None
     decision = _finish(
         before,
         rec,

@@ -269,3 +269,15 @@ class FirestoreRepository(FirestoreAdapter):
                 query = customers.where(filter=FieldFilter(field, "<=", now)).limit(limit)
                 due.update(snap.id for snap in query.stream(timeout=TIMEOUT))
         return sorted(due)
+
+    def with_open_anomalies(self, limit: int = 100) -> list[str]:
+        # Null sorts outside a range filter: records without an open anomaly never match.
+        query = (
+            self._client()
+            .collection(CUSTOMERS)
+            .where(filter=FieldFilter("anomaly_open_since", ">", 0))
+            .order_by("anomaly_open_since")
+            .limit(limit)
+        )
+        with google_call("firestore customers with open anomalies"):
+            return [snap.id for snap in query.stream(timeout=TIMEOUT)]

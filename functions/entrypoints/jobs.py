@@ -1,6 +1,7 @@
 """The scheduled jobs' HTTP entry points (Cloud Scheduler calls each one).
 
-relay_sweep every minute, reevaluate_due every 15 minutes, reconcile_all nightly. Each
+relay_sweep every minute, reevaluate_due every 15 minutes, reconcile_all nightly and, with
+`?scope=anomalies`, every minute for the customers with an open anomaly. Each
 runs its service over many customers (functions/services/batch.py): one customer's
 failure is logged and skipped, and the job answers 500 only when every customer failed,
 so the scheduler's retry and the alerting see a real outage and nothing else.
@@ -34,6 +35,13 @@ def handle_reevaluate_request() -> flask.Response:
     return _answer({**payload, "failed": len(result.failed)}, result.outage)
 
 
-def handle_reconcile_all_request() -> flask.Response:
-    summary = composition.reconciler().reconcile_all()
+def handle_reconcile_all_request(request: flask.Request) -> flask.Response:
+    scope = request.args.get("scope", "all")
+    if scope == "anomalies":
+        summary = composition.reconciler().reconcile_anomalies()
+    elif scope == "all":
+        summary = composition.reconciler().reconcile_all()
+    else:
+        error = {"error": "bad_request", "message": "scope is 'all' or 'anomalies'"}
+        return flask.make_response(flask.jsonify(error), 400)
     return _answer(summary, summary.pop("outage"))

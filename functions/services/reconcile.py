@@ -46,8 +46,12 @@ from statemachine.subscriptions import governing
 CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
 # The nightly job runs daily; two days of catch-up overlap so a failed night is covered.
 CATCH_UP_SECONDS = 2 * 86_400
+# Customers with open anomalies reconciled per run of the every-minute job: at two Stripe
+# read each, well within the gateway's rate limit and the job's minute.
+ANOMALY_BATCH = 50
 # Who the audit names when the scheduled job, not a person, corrected a customer.
 SCHEDULED_ACTOR = "scheduler:reconcile_all"
+ANOMALY_ACTOR = "scheduler:reconcile_anomalies"
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ class ReconcileService:
     def all_customers(self) -> list[str]:
         return [r.customer_id for r in self._repo.list_customers()]
 
-    def customers_with_anomalies(self) -> list[str]:
-        return [r.customer_id for r in self._repo.list_customers() if r.anomalies]
+    def customers_with_anomalies(self, limit: int = 10_000) -> list[str]:
+        return self._repo.with_open_anomalies(limit)
 
     # -- one customer --------------------------------------------------------------------
 
@@ -246,6 +250,45 @@ class ReconcileService:
         summary["outage"] = report.outage
         summary["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         log.info("reconcile_run", **summary)
+        return summary
+
+    # -- open anomalies (every minute) ---------------------------------------------------
+
+    def reconcile_anomalies(self, limit: int = ANOMALY_BATCH) -> dict[str, Any]:
+        """Reconcile each customer with an open anomaly against Stripe, longest open first.
+
+        An anomaly is a question the event stream could not answer; Stripe's current
+        object answers most of them. What it cannot (an unknown price, say) is logged as
+        `anomaly_unresolved`, which is what pages on-call. At most `limit` customers a
+        run keeps the Stripe reads within the gateway's rate limit and the job's minute.
+        """
+        log = get_logger(component="reconcile")
+        unresolved: list[str] = []
+
+        def note(customer: str, outcome: ReconcileOutcome) -> None:
+            record = self._repo.get_record(customer)
+            if record is not None and record.anomalies:
+                unresolved.append(customer)
+                log.error(
+                    "anomaly_unresolved",
+                    customer_id=customer,
+                    anomaly_codes=sorted({a.code for a in record.anomalies}),
+                    open_since=record.anomaly_open_since,
+                )
+            elif outcome.applied:
+                log.info("anomaly_resolved", customer_id=customer, decision=outcome.kind)
+
+        targets = self._repo.with_open_anomalies(limit)
+        work = partial(self.reconcile, actor=ANOMALY_ACTOR)
+        report = per_customer("reconcile_anomalies", targets, work, on_result=note)
+        summary = {
+            "checked": len(targets),
+            "resolved": len(report.done) - len(unresolved),
+            "unresolved": len(unresolved),
+            "failed": len(report.failed),
+            "outage": report.outage,
+        }
+        log.info("anomaly_reconcile_run", **{k: v for k, v in summary.items() if k != "outage"})
         return summary
 
     # -- missed webhooks -----------------------------------------------------------------

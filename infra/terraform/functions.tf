@@ -91,15 +91,17 @@ locals {
       env            = {}
     }
     reconcile_all = {
-      name           = "reconcile-all"
-      entry_point    = "reconcile_all"
-      description    = "Nightly comparison of Firestore billing state with Stripe (Cloud Scheduler)."
-      ingress        = "ALLOW_INTERNAL_ONLY"
-      memory         = "512Mi"
-      timeout        = 1800
-      concurrency    = 1
-      min_instances  = 0
-      max_instances  = 1
+      name          = "reconcile-all"
+      entry_point   = "reconcile_all"
+      description   = "Reconciles Firestore billing state with Stripe: every customer nightly, open anomalies every minute (Cloud Scheduler)."
+      ingress       = "ALLOW_INTERNAL_ONLY"
+      memory        = "512Mi"
+      timeout       = 1800
+      concurrency   = 1
+      min_instances = 0
+      # Two: the every-minute anomaly run must not wait behind the 30-minute nightly one
+      # (both are idempotent per customer, so overlapping runs are safe).
+      max_instances  = 2
       firestore_role = "roles/datastore.user"
       # Catch-up republishes events Stripe failed to deliver onto stripe-events.
       publishes = ["stripe_events", "entitlements"]

@@ -36,9 +36,14 @@ locals {
       labels      = { reason_code = "jsonPayload.reason_code", transient = "jsonPayload.transient" }
     }
     anomalies = {
-      description = "Anomalies the subscriber recorded (events that contradict the known state)."
+      description = "Anomalies the subscriber recorded (events that contradict the known state); the every-minute reconcile resolves most."
       filter      = "${local.subscriber_logs} AND jsonPayload.message=\"anomaly_recorded\""
       labels      = { anomaly_code = "jsonPayload.anomaly_code" }
+    }
+    anomalies_unresolved = {
+      description = "Customers whose open anomaly a reconcile against Stripe could not resolve."
+      filter      = "${local.run_logs} AND resource.labels.service_name=\"${local.functions.reconcile_all.name}\" AND jsonPayload.message=\"anomaly_unresolved\""
+      labels      = {}
     }
     relay_failures = {
       description = "Outbox entries whose entitlement publish failed (the sweep retries them)."
@@ -292,16 +297,16 @@ resource "google_monitoring_alert_policy" "relay_lag" {
 }
 
 resource "google_monitoring_alert_policy" "anomalies" {
-  display_name          = "Billing: anomalies recorded"
+  display_name          = "Billing: anomalies reconcile could not resolve"
   combiner              = "OR"
   severity              = "WARNING"
   notification_channels = var.notification_channels
 
   conditions {
-    display_name = "anomaly_recorded lines"
+    display_name = "anomaly_unresolved lines"
 
     condition_threshold {
-      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.counter["anomalies"].name}\" AND resource.type=\"cloud_run_revision\""
+      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.counter["anomalies_unresolved"].name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -316,6 +321,6 @@ resource "google_monitoring_alert_policy" "anomalies" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "The subscriber met an event that contradicts the stored billing state (label anomaly_code) and recorded it instead of applying it. A human decides whether Stripe or our record is right. Runbook: ${local.runbook}/anomalies.md"
+    content   = "The subscriber recorded an anomaly (an event that contradicts the stored billing state) and the every-minute reconcile against Stripe could not resolve it (an unknown price, Stripe unreachable for that customer). A human decides. Runbook: ${local.runbook}/anomalies.md"
   }
 }

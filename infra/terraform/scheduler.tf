@@ -48,3 +48,32 @@ resource "google_cloud_scheduler_job" "job" {
 
   depends_on = [google_cloud_run_v2_service_iam_member.scheduler]
 }
+
+# The same function every minute for the customers with an open anomaly: an anomaly is a
+# question the event stream could not answer, and Stripe's current object answers it
+# long before the nightly run would.
+resource "google_cloud_scheduler_job" "reconcile_anomalies" {
+  name             = "billing-reconcile-anomalies"
+  region           = var.region
+  schedule         = "* * * * *"
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "60s"
+
+  retry_config {
+    retry_count          = 0
+    min_backoff_duration = "10s"
+    max_backoff_duration = "60s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${google_cloudfunctions2_function.fn["reconcile_all"].service_config[0].uri}?scope=anomalies"
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = google_cloudfunctions2_function.fn["reconcile_all"].service_config[0].uri
+    }
+  }
+
+  depends_on = [google_cloud_run_v2_service_iam_member.scheduler]
+}

@@ -213,3 +213,21 @@ def test_due_for_review_finds_passed_deadlines(repo: BillingRepository) -> None:
     assert repo.due_for_review(50) == []
     assert repo.due_for_review(100) == ["cus_grace"]
     assert repo.due_for_review(1000) == ["cus_end", "cus_grace"]
+
+
+def test_open_anomalies_are_listed_longest_open_first(repo: BillingRepository) -> None:
+    def opened(at: int | None) -> Any:
+        def decide(record: BillingRecord) -> Decision:
+            updated = record.model_copy(update={"anomaly_open_since": at})
+            return Decision(kind="noop", record=updated, reason="t")
+
+        return decide
+
+    repo.apply(op("evt_1", customer="cus_late"), opened(300), marker_ttl_days=35)
+    repo.apply(op("evt_2", customer="cus_early"), opened(100), marker_ttl_days=35)
+    repo.apply(op("evt_3", customer="cus_clear"), opened(None), marker_ttl_days=35)
+
+    assert repo.with_open_anomalies() == ["cus_early", "cus_late"]
+    assert repo.with_open_anomalies(limit=1) == ["cus_early"]
+    repo.apply(op("evt_4", customer="cus_early"), opened(None), marker_ttl_days=35)
+    assert repo.with_open_anomalies() == ["cus_late"]

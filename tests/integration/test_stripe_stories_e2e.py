@@ -20,14 +20,14 @@ from functions.config import CommonSettings, StripeApiSettings
 from functions.services.accounts import AccountService
 from functions.services.reconcile import ReconcileService
 from functions.services.reevaluate import reevaluate_due
-from infra.local.scenarios import Event
+from infra.local.scenarios import DAY, START, Event, subscription_event
 from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION
 from schemas.documents import BillingRecord, Override
 from schemas.stripe import Subscription
 from statemachine.decision import Policy
 from tests.integration.subscriber_support import drain, make_subscriber, message, new_project
 from tests.support.stripe_server import StripeServer
-from tests.support.stripe_stories import STORIES, Story, run
+from tests.support.stripe_stories import STORIES, Deliver, Reconcile, Story, run, story_k
 
 pytestmark = pytest.mark.emulator
 
@@ -62,23 +62,7 @@ class EmulatorRunner:
     def reconcile(self, customer_id: str, subscriptions: list[Subscription], now: int) -> None:
         for sub in subscriptions:
             self.server.state.subscriptions[sub.id] = sub.model_dump(mode="json")
-        gateway = SdkStripeGateway.from_settings(
-            StripeApiSettings(
-                google_cloud_project=self.project,
-                stripe_api_key="sk_test_stories",
-                stripe_api_base=self.server.url,
-            )
-        )
-        service = ReconcileService(
-            self.subscriber.applier,
-            gateway,
-            Policy(),
-            audit=self.audit,
-            publisher=PubSubPublisher(self.project),
-            events_topic=self.settings.stripe_events_topic,
-            clock=lambda: now,
-        )
-        service.reconcile(customer_id, actor="test@stories")
+        _reconciler(self, now).reconcile(customer_id, actor="test@stories")
 
     def record(self, customer_id: str) -> BillingRecord:
         record = self.repo.get_record(customer_id)
@@ -109,3 +93,61 @@ def test_story_agrees_with_stripe_through_the_subscriber(
     project, settings, server = world
     story: Story = make()
     run(story, EmulatorRunner(project, settings, server))
+
+
+def _reconciler(runner: EmulatorRunner, now: int) -> ReconcileService:
+    gateway = SdkStripeGateway.from_settings(
+        StripeApiSettings(
+            google_cloud_project=runner.project,
+            stripe_api_key="sk_test_stories",
+            stripe_api_base=runner.server.url,
+        )
+    )
+    return ReconcileService(
+        runner.subscriber.applier,
+        gateway,
+        Policy(),
+        audit=runner.audit,
+        publisher=PubSubPublisher(runner.project),
+        events_topic=runner.settings.stripe_events_topic,
+        clock=lambda: now,
+    )
+
+
+def test_open_anomalies_are_reconciled_and_only_the_unresolvable_one_is_reported(
+    world: tuple[str, CommonSettings, StripeServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An anomaly is not a waiting room: the every-minute job reconciles it against Stripe;
+    what Stripe's objects cannot answer (a price we do not know) stays open and is logged
+    as anomaly_unresolved, the line that pages on-call."""
+    project, settings, server = world
+    runner = EmulatorRunner(project, settings, server)
+    two_live = story_k("cus_anomaly_two")
+    for step in two_live.steps:
+        if isinstance(step, Deliver):
+            runner.deliver(step.event)
+        elif isinstance(step, Reconcile):
+            for raw in step.subscriptions:
+                server.state.subscriptions[raw["id"]] = raw
+    unknown = subscription_event(
+        "customer.subscription.created",
+        START,
+        customer_id="cus_anomaly_price",
+        sub_id="sub_unknown_price",
+        prices={"enterprise_gold_monthly": 1},
+    )
+    server.state.subscriptions["sub_unknown_price"] = unknown["data"]["object"]
+    assert runner.deliver(unknown) == "anomaly"
+    before = runner.repo.with_open_anomalies()
+    assert {"cus_anomaly_two", "cus_anomaly_price"} <= set(before)
+
+    summary = _reconciler(runner, START + 6 * DAY).reconcile_anomalies()
+
+    assert runner.record("cus_anomaly_two").anomalies == []
+    assert runner.record("cus_anomaly_two").entitlements.plan == "team"  # type: ignore[union-attr]
+    assert "cus_anomaly_price" in runner.repo.with_open_anomalies()
+    assert "cus_anomaly_two" not in runner.repo.with_open_anomalies()
+    assert summary["unresolved"] >= 1 and summary["resolved"] >= 1 and summary["failed"] == 0
+    logged = capsys.readouterr()
+    assert '"anomaly_unresolved"' in logged.out + logged.err
+    assert "cus_anomaly_price" in logged.out + logged.err

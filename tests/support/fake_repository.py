@@ -127,3 +127,8 @@ class FakeRepository:
             return any(d is not None and d <= now for d in deadlines)
 
         return sorted(c for c, r in self.records.items() if due(r))[:limit]
+
+    def with_open_anomalies(self, limit: int = 100) -> list[str]:
+        open_ = [r for r in self.records.values() if r.anomaly_open_since is not None]
+        open_.sort(key=lambda r: (r.anomaly_open_since or 0, r.customer_id))
+        return [r.customer_id for r in open_][:limit]

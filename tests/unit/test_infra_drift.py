@@ -456,6 +456,7 @@ def test_log_metrics_count_lines_the_code_writes(tf: Terraform) -> None:
         "event_processed",
         "event_failed",
         "anomaly_recorded",
+        "anomaly_unresolved",
         "outbox_relayed",
         "outbox_relay_failed",
     }
