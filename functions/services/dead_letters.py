@@ -196,16 +196,21 @@ class DeadLetterService:
         if dry_run or not chosen:
             self._queue.release(chosen)
             return report
-        # Audit first: a purge that happened must never be missing from the trail.
-        self._audit.write(
-            new_record(
-                actor,
-                "dlq.purge",
-                self._queue.path,
-                reason,
-                event_ids=report.purged,
-                messages=report.messages,
+        # Audit first: a purge that happened must never be missing from the trail. If the
+        # audit cannot be written, hand the leases back so a retry sees the messages now.
+        try:
+            self._audit.write(
+                new_record(
+                    actor,
+                    "dlq.purge",
+                    self._queue.path,
+                    reason,
+                    event_ids=report.purged,
+                    messages=report.messages,
+                )
             )
-        )
+        except BaseException:
+            self._queue.release(chosen)
+            raise
         self._queue.ack(chosen)
         return report

@@ -195,13 +195,6 @@ def test_a_purge_whose_audit_cannot_be_written_acknowledges_nothing() -> None:
     assert queue.message_ids() == ["m1"] and audit.list() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DeadLetterService.purge does not release its leases when the audit write "
-    "raises: the selected dead letters stay leased (hidden from every reader) until "
-    "Pub/Sub's lease of up to 300 s expires, against the DeadLetterQueue rule that "
-    "whatever is leased is acked or released at once",
-)
 def test_a_purge_whose_audit_cannot_be_written_hands_its_leases_back() -> None:
     queue = queued(("m1", ENVELOPE))
     audit = FakeAuditLog()
