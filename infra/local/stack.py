@@ -257,7 +257,11 @@ def dev() -> int:
     subscriber_port = int(os.environ.get("SUBSCRIBER_PORT", "8081"))
     with_subscriber = main_exports(SUBSCRIBER_TARGET)
     stop = threading.Event()
+    # Both set the flag. SIGINT explicitly too: a process started with SIGINT ignored
+    # (inherited from its parent, as under some test runners and nohup-like launchers)
+    # gets no KeyboardInterrupt from Python, and Ctrl-C would then do nothing.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     stack = LocalStack(
         env=env,
         project=project,
