@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit dev demo sweep bench schema diagram deploy clean
+.PHONY: help venv test lint typecheck unit dev demo sweep bench soak schema diagram deploy clean
 
 help:
 	@echo "make demo   - run the whole pipeline on local emulators and check the outcome"
 	@echo "make test   - lint, typecheck and the full test suite (emulators started for you)"
 	@echo "make dev    - emulators + both functions, runs until Ctrl-C"
 	@echo "make bench  - benchmarks, writes bench/results/"
+	@echo "make soak   - 10,000 Stripe-simulator stories through the domain, agreement per kind"
 	@echo "make sweep  - publish outbox entries stuck longer than the threshold"
 	@echo "make deploy - how to apply infra/terraform to a Google Cloud project"
 
@@ -48,6 +49,12 @@ sweep: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# 10,000 simulator stories through the domain (SOAK_STORIES to change); fails on any
+# disagreement with Stripe. make test runs a bounded sample of the same check.
+SOAK_STORIES ?= 10000
+soak: $(STAMP)
+	$(PY) -m tests.support.soak --stories $(SOAK_STORIES)
 
 schema: $(STAMP)
 	$(PY) -m schemas.export
