@@ -4,8 +4,10 @@ Plays every scenario of the generator through the signed HTTP webhook, with Stri
 habits injected (duplicates, shuffled order), then prints each customer's final state
 and the entitlement-changed messages received. Anomalies the state machine flags are
 resolved the way on-call would, by reconciling against Stripe (a local server speaking
-Stripe's wire format). Exits 0 only if every customer ends as its scenario expects and
-every entitlement stream is versions 1..N.
+Stripe's wire format). Then plays 150 Stripe-simulator stories the same way and prints
+agreement per kind of story (infra/local/demo_stories.py). Exits 0 only if every customer
+ends as its scenario expects, every entitlement stream is versions 1..N, and every
+simulator customer agrees with Stripe.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.adapters.firestore_repository import FirestoreRepository
+from functions.log import configure_logging
 from infra.local.observe import drain
 from infra.local.scenarios import SCENARIOS, Scenario, build
 from infra.local.signing import sign
@@ -148,6 +151,9 @@ def reconcile_flagged(
 
 
 def main() -> int:
+    # Jobs and reconciles run in this process too: their INFO lines would interleave with
+    # the tables (warnings and errors still show).
+    configure_logging("WARNING")
     secret = f"whsec_demo{secrets.token_hex(16)}"
     rng = random.Random(20261123)  # noqa: S311 - a reproducible delivery order, not a secret
     played = [build(n, customer_id=f"cus_demo_{n}", account_id=f"acct_demo_{n}") for n in SCENARIOS]
@@ -173,7 +179,12 @@ def main() -> int:
             )
             reconcile_flagged(stack, repo, flagged)
         versions = received_versions(stack.project)
-        return report(repo, played, versions, anomalies)
+        scenarios_ok = report(repo, played, versions, anomalies)
+        # Imported here: the simulator lives in the checkout's test support.
+        from infra.local.demo_stories import run_stories  # noqa: PLC0415
+
+        stories_ok = run_stories(stack, secret, play, wait_processed)
+        return scenarios_ok or stories_ok
 
 
 def report(

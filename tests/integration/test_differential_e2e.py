@@ -23,14 +23,14 @@ from schemas.documents import BillingRecord
 from schemas.stripe import Subscription
 from statemachine.decision import Policy
 from tests.integration.subscriber_support import make_subscriber, message, new_project
-from tests.support.differential import DomainTarget, World, run, world
+from tests.support.differential import World, run, world
 from tests.support.stripe_server import StripeServer
 
 pytestmark = pytest.mark.emulator
 POLICY = Policy()
 
 
-class EmulatorTarget(DomainTarget):
+class EmulatorTarget:
     def __init__(self, project: str, settings: CommonSettings, server: StripeServer) -> None:
         self.project, self.settings, self.server = project, settings, server
         self.repo = FirestoreRepository(project)

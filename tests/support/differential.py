@@ -18,7 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel
@@ -169,7 +169,7 @@ def agrees(record: BillingRecord, want: Truth, policy: Policy) -> bool:
 
 
 def ours(event: dict[str, Any]) -> bool:
-    return event["type"].startswith(HANDLED)
+    return str(event["type"]).startswith(HANDLED)
 
 
 def deliveries(
@@ -192,7 +192,17 @@ def deliveries(
 # -- a run -------------------------------------------------------------------------------
 
 
-class DomainTarget:
+class Judged(Protocol):
+    """What the end-of-run judgement reads: the record, and one reconcile of it."""
+
+    def record(self, customer_id: str) -> BillingRecord | None: ...
+
+    def reconcile(
+        self, record: BillingRecord, sub: Subscription | None, now: int
+    ) -> BillingRecord: ...
+
+
+class DomainTarget(Judged, Protocol):
     """Where events go: the pure domain here, the real Subscriber on the emulators there."""
 
     def deliver(self, event: dict[str, Any]) -> str: ...
@@ -200,11 +210,6 @@ class DomainTarget:
     def due(self, now: int) -> list[str]: ...
 
     def reevaluate(self, now: int) -> None: ...
-
-    def record(self, customer_id: str) -> BillingRecord | None: ...
-
-    def reconcile(self, record: BillingRecord, sub: Subscription | None, now: int) -> BillingRecord:
-        raise NotImplementedError
 
 
 @dataclass
@@ -309,7 +314,7 @@ def _check_instant(w: World, target: DomainTarget, oracle: Oracle, at: int, repo
 
 
 def judge(
-    w: World, target: DomainTarget, policy: Policy, oracle: Oracle, at: int, report: Report
+    w: World, target: Judged, policy: Policy, oracle: Oracle, at: int, report: Report
 ) -> None:
     for r in w.runs:
         kind = r.story.kind
@@ -333,7 +338,7 @@ def judge(
         )
 
 
-class PureDomain(DomainTarget):
+class PureDomain:
     def __init__(self, policy: Policy) -> None:
         import statemachine
 
@@ -390,6 +395,7 @@ def by_kind(reports: Iterable[Report]) -> Report:
 
 __all__ = [
     "DomainTarget",
+    "Judged",
     "Oracle",
     "PureDomain",
     "Report",
