@@ -142,7 +142,9 @@ class SdkStripeGateway:
 
     @staticmethod
     def _dict(obj: Any) -> dict[str, Any]:
-        return cast(dict[str, Any], obj.to_dict())
+        # for_json: the SDK turns Stripe's decimal strings (unit_amount_decimal, ...) into
+        # Decimal; callers get the wire format back, so catch-up can re-encode an event.
+        return cast(dict[str, Any], obj.to_dict(for_json=True))
 
     def _paginate(
         self, what: str, page: Callable[[dict[str, Any]], Any], params: dict[str, Any]

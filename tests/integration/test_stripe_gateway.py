@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import stripe
 
+from functions import stripe_events
 from functions.adapters.stripe_gateway import STRIPE_API_VERSION, SdkStripeGateway, TokenBucket
 from functions.errors import StripeRejected, StripeUnavailable
 from tests.support.stripe_server import StripeServer
@@ -163,6 +166,36 @@ def test_undelivered_events_filter_and_created_bound(stripe_server: StripeServer
     req = stripe_server.requests_to("GET", "/v1/events")[0]
     assert req.params["delivery_success"] is False
     assert req.params["created"] == {"gte": 100}
+
+
+def test_events_come_back_in_wire_format_so_catch_up_can_re_encode_them(
+    stripe_server: StripeServer,
+) -> None:
+    # The SDK parses decimal strings into Decimal; json.dumps of that raised TypeError and
+    # left every such event out of catch-up (found by the Stripe-simulator e2e test).
+    price = {"id": "price_1", "object": "price", "unit_amount_decimal": "14900.5"}
+    line = {"id": "il_1", "object": "line_item", "pricing": {"unit_amount_decimal": "12.25"}}
+    invoice = {"id": "in_1", "object": "invoice", "customer": "cus_1", "lines": {"data": [line]}}
+    stripe_server.seed_event(
+        {
+            "id": "evt_dec",
+            "object": "event",
+            "type": "invoice.paid",
+            "created": 100,
+            "livemode": False,
+            "data": {"object": {**invoice, "price": price}},
+        },
+        delivered=False,
+    )
+
+    [event] = make(stripe_server).list_undelivered_events(created_gte=0)
+
+    assert event["data"]["object"]["price"]["unit_amount_decimal"] == "14900.5"
+    assert json.loads(json.dumps(event))["id"] == "evt_dec"
+    message = stripe_events.from_api(event, arrived_by=stripe_events.CATCH_UP)
+    assert json.loads(message.data)["data"]["object"]["lines"]["data"][0]["pricing"] == {
+        "unit_amount_decimal": "12.25"
+    }
 
 
 def test_token_bucket_paces_bursts() -> None:
