@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
@@ -35,18 +35,15 @@ from functions.services.accounts import OPS_PREFIX, diff_records
 from functions.services.apply import Applied, Applier
 from functions.services.audit import new_record
 from functions.services.batch import per_customer
-from schemas.catalog import Catalog
 from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
-from statemachine.catalog import CATALOG
 from statemachine.decision import Decision, Policy
 from statemachine.subscriptions import governing
 
-# Statuses that can grant or hold access: these win over ended subscriptions.
 CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
 # The nightly job runs daily; two days of catch-up overlap so a failed night is covered.
 CATCH_UP_SECONDS = 2 * 86_400
-# Customers with open anomalies reconciled per run of the every-minute job: at two Stripe
+# Customers with open anomalies reconciled per run of the every-minute job: one Stripe
 # read each, well within the gateway's rate limit and the job's minute.
 ANOMALY_BATCH = 50
 # Who the audit names when the scheduled job, not a person, corrected a customer.
@@ -66,6 +63,8 @@ class ReconcileOutcome:
     published: int = 0
     relay_error: str | None = None
     anomalies_cleared: int = 0
+    # Codes of the anomalies still open once this reconcile is done.
+    anomalies_open: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,11 +91,8 @@ class CatchUpReport:
     dry_run: bool = False
 
 
-def choose_subscription(
-    subscriptions: Iterable[Subscription], record: BillingRecord, catalog: Catalog = CATALOG
-) -> Subscription | None:
-    """The subscription that governs access (the rule: statemachine/subscriptions.py)."""
-    return governing(subscriptions, record.subscription_id, catalog)
+def _codes(record: BillingRecord) -> tuple[str, ...]:
+    return tuple(sorted({a.code for a in record.anomalies}))
 
 
 def op_id_for(record: BillingRecord, subscription: Subscription | None) -> str:
@@ -147,7 +143,7 @@ class ReconcileService:
             Subscription.model_validate(raw)
             for raw in self._gateway.list_customer_subscriptions(customer_id)
         ]
-        subscription = choose_subscription(subs, record, self._policy.catalog)
+        subscription = governing(subs, record.subscription_id, self._policy.catalog)
         decision = statemachine.reconcile(record, subscription, int(self._clock()), self._policy)
         return record, subscription, decision
 
@@ -161,6 +157,8 @@ class ReconcileService:
             customer_id=customer_id,
             subscription_id=subscription.id if subscription else None,
             stripe_status=subscription.status if subscription else None,
+            # What stays open if nothing is written (unchanged, dry run, a duplicate op).
+            anomalies_open=_codes(planned.record),
         )
         if planned.kind in ("noop", "duplicate", "ignored") and not changes:
             return base(kind="unchanged", changes={}, applied=False)
@@ -201,7 +199,9 @@ class ReconcileService:
     ) -> ReconcileOutcome:
         result = applied.result
         decision = result.decision
+        written = {"anomalies_open": _codes(decision.record)} if decision else {}
         return base(
+            **written,
             kind=decision.kind if decision else "duplicate",
             changes=diff_records(record, decision.record) if decision else planned_changes,
             applied=decision is not None,
@@ -266,14 +266,10 @@ class ReconcileService:
         unresolved: list[str] = []
 
         def note(customer: str, outcome: ReconcileOutcome) -> None:
-            record = self._repo.get_record(customer)
-            if record is not None and record.anomalies:
+            if outcome.anomalies_open:
                 unresolved.append(customer)
                 log.error(
-                    "anomaly_unresolved",
-                    customer_id=customer,
-                    anomaly_codes=sorted({a.code for a in record.anomalies}),
-                    open_since=record.anomaly_open_since,
+                    "anomaly_unresolved", customer_id=customer, anomaly_codes=outcome.anomalies_open
                 )
             elif outcome.applied:
                 log.info("anomaly_resolved", customer_id=customer, decision=outcome.kind)

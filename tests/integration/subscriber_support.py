@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.adapters.firestore_audit import FirestoreAuditLog
 from functions.adapters.firestore_repository import FirestoreRepository
 from functions.adapters.pubsub_publisher import PubSubPublisher
-from functions.config import CommonSettings
+from functions.adapters.stripe_gateway import SdkStripeGateway
+from functions.config import CommonSettings, StripeApiSettings
 from functions.ports import BillingRepository, Publisher
 from functions.services.apply import Applier
+from functions.services.reconcile import ReconcileService
 from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Subscriber
 from infra.local import observe
@@ -92,3 +95,27 @@ def versions_after_dedupe(received: list[Received]) -> dict[str, list[int]]:
         # A republished version must be byte-identical to the first publish.
         assert first == item.data, f"version {item.version} changed between publishes"
     return {c: sorted(v) for c, v in by_customer.items()}
+
+
+def reconciler(
+    subscriber: Subscriber, settings: CommonSettings, stripe_api_base: str, now: int
+) -> ReconcileService:
+    """A ReconcileService on the subscriber's applier, reading Stripe at `stripe_api_base`
+    through the real gateway, with its clock fixed at `now`."""
+    project = settings.google_cloud_project
+    gateway = SdkStripeGateway.from_settings(
+        StripeApiSettings(
+            google_cloud_project=project,
+            stripe_api_key="sk_test_local",
+            stripe_api_base=stripe_api_base,
+        )
+    )
+    return ReconcileService(
+        subscriber.applier,
+        gateway,
+        Policy(),
+        audit=FirestoreAuditLog(project),
+        publisher=PubSubPublisher(project),
+        events_topic=settings.stripe_events_topic,
+        clock=lambda: now,
+    )

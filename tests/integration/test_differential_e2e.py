@@ -12,11 +12,8 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.firestore_audit import FirestoreAuditLog
 from functions.adapters.firestore_repository import FirestoreRepository
-from functions.adapters.pubsub_publisher import PubSubPublisher
-from functions.adapters.stripe_gateway import SdkStripeGateway
-from functions.config import CommonSettings, StripeApiSettings
+from functions.config import CommonSettings
 from functions.services.reconcile import ReconcileService
 from functions.services.reevaluate import reevaluate_due
 from functions.services.subscriber import IncomingMessage
@@ -25,7 +22,12 @@ from infra.local.topology import OBSERVER_STRIPE_EVENTS_SUBSCRIPTION
 from schemas.documents import BillingRecord
 from schemas.stripe import Subscription
 from statemachine.decision import Policy
-from tests.integration.subscriber_support import make_subscriber, message, new_project
+from tests.integration.subscriber_support import (
+    make_subscriber,
+    message,
+    new_project,
+    reconciler,
+)
 from tests.support.differential import TICK, Oracle, Report, World, deliveries, judge, run, world
 from tests.support.simulator import DAY
 from tests.support.stripe_server import StripeServer
@@ -61,9 +63,6 @@ class EmulatorTarget:
             self._remember(outcome.customer_id)
         return outcome.decision
 
-    def due(self, now: int) -> list[str]:
-        return self.repo.due_for_review(now)
-
     def reevaluate(self, now: int) -> None:
         if not any(t <= now for t in self._deadlines.values()):
             return  # the job would find nobody due: skip the three queries
@@ -77,22 +76,7 @@ class EmulatorTarget:
         return self.repo.get_record(customer_id)
 
     def reconciler(self, now: int) -> ReconcileService:
-        gateway = SdkStripeGateway.from_settings(
-            StripeApiSettings(
-                google_cloud_project=self.project,
-                stripe_api_key="sk_test_differential",
-                stripe_api_base=self.server.url,
-            )
-        )
-        return ReconcileService(
-            self.subscriber.applier,
-            gateway,
-            POLICY,
-            audit=FirestoreAuditLog(self.project),
-            publisher=PubSubPublisher(self.project),
-            events_topic=self.settings.stripe_events_topic,
-            clock=lambda: now,
-        )
+        return reconciler(self.subscriber, self.settings, self.server.url, now)
 
     def reconcile(self, record: BillingRecord, sub: Subscription | None, now: int) -> BillingRecord:
         self.reconciler(now).reconcile(record.customer_id, actor="test@differential")

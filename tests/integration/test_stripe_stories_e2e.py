@@ -14,9 +14,7 @@ import pytest
 
 from functions.adapters.firestore_audit import FirestoreAuditLog
 from functions.adapters.firestore_repository import FirestoreRepository
-from functions.adapters.pubsub_publisher import PubSubPublisher
-from functions.adapters.stripe_gateway import SdkStripeGateway
-from functions.config import CommonSettings, StripeApiSettings
+from functions.config import CommonSettings
 from functions.services.accounts import AccountService
 from functions.services.reconcile import ReconcileService
 from functions.services.reevaluate import reevaluate_due
@@ -25,7 +23,13 @@ from infra.local.topology import OBSERVER_ENTITLEMENTS_SUBSCRIPTION
 from schemas.documents import BillingRecord, Override
 from schemas.stripe import Subscription
 from statemachine.decision import Policy
-from tests.integration.subscriber_support import drain, make_subscriber, message, new_project
+from tests.integration.subscriber_support import (
+    drain,
+    make_subscriber,
+    message,
+    new_project,
+    reconciler,
+)
 from tests.support.stripe_server import StripeServer
 from tests.support.stripe_stories import STORIES, Deliver, Reconcile, Story, run, story_k
 
@@ -96,22 +100,7 @@ def test_story_agrees_with_stripe_through_the_subscriber(
 
 
 def _reconciler(runner: EmulatorRunner, now: int) -> ReconcileService:
-    gateway = SdkStripeGateway.from_settings(
-        StripeApiSettings(
-            google_cloud_project=runner.project,
-            stripe_api_key="sk_test_stories",
-            stripe_api_base=runner.server.url,
-        )
-    )
-    return ReconcileService(
-        runner.subscriber.applier,
-        gateway,
-        Policy(),
-        audit=runner.audit,
-        publisher=PubSubPublisher(runner.project),
-        events_topic=runner.settings.stripe_events_topic,
-        clock=lambda: now,
-    )
+    return reconciler(runner.subscriber, runner.settings, runner.server.url, now)
 
 
 def test_open_anomalies_are_reconciled_and_only_the_unresolvable_one_is_reported(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,30 +41,23 @@ HANDLED = (
 
 @dataclass(frozen=True)
 class Truth:
+    """What a customer has: Stripe's side (the oracle) or ours (`visible`), compared as is."""
+
     status: str
     access: AccessLevel
     plan: str | None
-    add_ons: tuple[str, ...]
-    seats: int
+    add_ons: tuple[str, ...]  # sorted, seats excluded
+    seats: int  # beyond the plan's
 
 
-@dataclass(frozen=True)
-class Visible:
-    status: str
-    access: AccessLevel
-    plan: str | None
-    add_ons: tuple[str, ...]
-    seats: int
-
-
-def visible(record: BillingRecord, policy: Policy) -> Visible:
+def visible(record: BillingRecord, policy: Policy) -> Truth:
     ent = record.entitlements
     seat = policy.catalog.seat_add_on()
-    add_ons = tuple(a for a in (ent.add_ons if ent else ()) if seat is None or a != seat.id)
+    add_ons = tuple(sorted(a for a in (ent.add_ons if ent else ()) if seat is None or a != seat.id))
     seats = 0
     if ent and ent.plan:
         seats = ent.limits.seats - policy.catalog.plan(ent.plan).limits.seats
-    return Visible(record.status, _level(record.access), ent.plan if ent else None, add_ons, seats)
+    return Truth(record.status, _level(record.access), ent.plan if ent else None, add_ons, seats)
 
 
 def _level(access: AccessLevel) -> AccessLevel:
@@ -155,14 +148,7 @@ class Oracle:
 
 
 def agrees(record: BillingRecord, want: Truth, policy: Policy) -> bool:
-    got = visible(record, policy)
-    return (got.status, got.access, got.plan, tuple(sorted(got.add_ons)), got.seats) == (
-        want.status,
-        want.access,
-        want.plan,
-        want.add_ons,
-        want.seats,
-    )
+    return visible(record, policy) == want
 
 
 # -- delivery ----------------------------------------------------------------------------
@@ -206,8 +192,6 @@ class DomainTarget(Judged, Protocol):
     """Where events go: the pure domain here, the real Subscriber on the emulators there."""
 
     def deliver(self, event: dict[str, Any]) -> str: ...
-
-    def due(self, now: int) -> list[str]: ...
 
     def reevaluate(self, now: int) -> None: ...
 
@@ -386,13 +370,6 @@ class PureDomain:
         return self._sm.reconcile(record, sub, now, self.policy).record
 
 
-def by_kind(reports: Iterable[Report]) -> Report:
-    total = Report()
-    for r in reports:
-        total.merge(r)
-    return total
-
-
 __all__ = [
     "DomainTarget",
     "Judged",
@@ -402,7 +379,6 @@ __all__ = [
     "Truth",
     "World",
     "agrees",
-    "by_kind",
     "deliveries",
     "judge",
     "run",

@@ -14,10 +14,12 @@ from functions.entrypoints.cli.output import parse_duration, parse_when
 from functions.errors import TransientError
 from functions.ports import DeadLetter
 from functions.services.dead_letters import DeadLetterService, Selector, replay_attributes
-from functions.services.reconcile import choose_subscription, op_id_for
+from functions.services.reconcile import op_id_for
 from functions.stripe_events import SOURCE_DELIVERY_COUNT
 from schemas.documents import BillingRecord
 from schemas.stripe import Subscription
+from statemachine.catalog import CATALOG
+from statemachine.subscriptions import governing
 from tests.support.fake_audit import FakeAuditLog
 from tests.support.fake_dead_letters import FakeDeadLetterQueue
 from tests.support.fake_publisher import FakePublisher
@@ -217,6 +219,10 @@ def test_choose_subscription_prefers_the_newest_live_one() -> None:
     old = sub("sub_old", "canceled", 1)
     new = sub("sub_new", "active", 2)
     newer_dead = sub("sub_x", "incomplete_expired", 3)
+
+    def choose_subscription(subs: list[Subscription], record: BillingRecord) -> Any:
+        return governing(subs, record.subscription_id, CATALOG)
+
     assert choose_subscription([old, newer_dead, new], record) == new
     assert choose_subscription([newer_dead, old], record) == old  # the one we track
     assert choose_subscription([newer_dead], record) == newer_dead
