@@ -20,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import statemachine
 from schemas.documents import BillingRecord
 from schemas.entitlements import AccessLevel
 from schemas.stripe import Invoice, StripeEvent, Subscription
 from statemachine.decision import Policy
 from statemachine.subscriptions import governing
+from tests.support.fake_repository import is_due
 from tests.support.simulator import DAY, MINUTE, Run, Settings, Simulator, play, random_stories
 
 TICK = 15 * MINUTE  # the re-evaluation job's schedule (infra/terraform/scheduler.tf)
@@ -324,8 +326,6 @@ def judge(
 
 class PureDomain:
     def __init__(self, policy: Policy) -> None:
-        import statemachine
-
         self._sm = statemachine
         self.policy = policy
         self.records: dict[str, BillingRecord] = {}
@@ -344,18 +344,7 @@ class PureDomain:
         return decision.kind
 
     def due(self, now: int) -> list[str]:
-        return [
-            c
-            for c, r in self.records.items()
-            if any(
-                t is not None and t <= now
-                for t in (
-                    r.grace_until,
-                    r.access_until,
-                    r.override.expires_at if r.override else None,
-                )
-            )
-        ]
+        return [c for c, r in self.records.items() if is_due(r, now)]
 
     def reevaluate(self, now: int) -> None:
         for customer in self.due(now):

@@ -21,6 +21,17 @@ from schemas.documents import (
 )
 
 
+def is_due(record: BillingRecord, now: int) -> bool:
+    """What Firestore's due query ranges over: a grace, access or override deadline passed
+    (the repository contract suite holds the emulator to the same answer)."""
+    deadlines = (
+        record.grace_until,
+        record.access_until,
+        record.override.expires_at if record.override else None,
+    )
+    return any(d is not None and d <= now for d in deadlines)
+
+
 class FakeRepository:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -118,15 +129,7 @@ class FakeRepository:
         return records[:limit] if limit else records
 
     def due_for_review(self, now: int, limit: int = 1000) -> list[str]:
-        def due(record: BillingRecord) -> bool:
-            deadlines = (
-                record.grace_until,
-                record.access_until,
-                record.override.expires_at if record.override else None,
-            )
-            return any(d is not None and d <= now for d in deadlines)
-
-        return sorted(c for c, r in self.records.items() if due(r))[:limit]
+        return sorted(c for c, r in self.records.items() if is_due(r, now))[:limit]
 
     def with_open_anomalies(self, limit: int = 100) -> list[str]:
         open_ = [r for r in self.records.values() if r.anomaly_open_since is not None]

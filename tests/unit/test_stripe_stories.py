@@ -11,6 +11,7 @@ from schemas.documents import BillingRecord, Override
 from schemas.stripe import StripeEvent, Subscription
 from statemachine.decision import Decision, Policy
 from statemachine.subscriptions import governing
+from tests.support.fake_repository import is_due
 from tests.support.stripe_stories import STORIES, Story, run
 
 POLICY = Policy()
@@ -58,19 +59,7 @@ class DomainRunner:
         return self.versions.get(customer_id, [])
 
     def due(self, now: int) -> list[str]:
-        # The three deadlines the Firestore due query ranges over.
-        return [
-            r.customer_id
-            for r in self.records.values()
-            if any(
-                t is not None and t <= now
-                for t in (
-                    r.grace_until,
-                    r.access_until,
-                    r.override.expires_at if r.override else None,
-                )
-            )
-        ]
+        return [c for c, r in self.records.items() if is_due(r, now)]
 
 
 @pytest.mark.parametrize("make", STORIES, ids=lambda make: f"{make().letter}-{make().name}")
