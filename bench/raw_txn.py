@@ -73,13 +73,16 @@ def precompute(events: list[dict[str, Any]], policy: Policy) -> list[Writes]:
         ).model_dump(mode="json")
         outbox = outbox_id = None
         if decision.entitlements_changed:
-            message = statemachine.entitlement_message(new, event.id, event.created)
+            created = time.time()
+            message = statemachine.entitlement_message(
+                new, event.id, event.created, published_at=int(created), trace_id=event.id
+            )
             outbox = OutboxEntry(
                 customer_id=customer,
                 version=new.version,
                 payload=message.model_dump(mode="json"),
                 causing_event_id=event.id,
-                created_at=time.time(),
+                created_at=created,
             ).model_dump(mode="json")
             outbox_id = f"{new.version:012d}"
         out.append(

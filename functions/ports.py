@@ -14,9 +14,10 @@ once (transaction retries), so it must be pure: it is, it is the domain.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from functions import stripe_events as events
@@ -36,6 +37,10 @@ Source = Literal["webhook", "replay", "catch_up", "reconcile", "override", "reev
 DecideFn = Callable[[BillingRecord], Decision]
 
 
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True)
 class Operation:
     """One idempotent unit of work: a Stripe event or an operator action."""
@@ -45,7 +50,9 @@ class Operation:
     customer_id: str | None
     at: int  # epoch seconds the domain treats as "now" (the event's created)
     source: Source = "webhook"
-    trace_id: str | None = None
+    # W3C trace id: the webhook's trace when the work came from Stripe; otherwise a new one,
+    # so every downstream message of a reconcile, override or re-evaluation is traceable.
+    trace_id: str = field(default_factory=new_trace_id)
 
 
 @dataclass(frozen=True)
@@ -77,15 +84,16 @@ def history_entry(op: Operation, before: BillingRecord, decision: Decision) -> H
 
 def outbox_entry(op: Operation, record: BillingRecord) -> OutboxEntry:
     """The entitlement-changed message to relay for the record's (new) version."""
-    message = entitlement_message(record, op.op_id, op.at).model_copy(
-        update={"trace_id": op.trace_id}
+    created = time.time()
+    message = entitlement_message(
+        record, op.op_id, op.at, published_at=int(created), trace_id=op.trace_id
     )
     return OutboxEntry(
         customer_id=record.customer_id,
         version=record.version,
         payload=message.model_dump(mode="json"),
         causing_event_id=op.op_id,
-        created_at=time.time(),
+        created_at=created,
         trace_id=op.trace_id,
     )
 

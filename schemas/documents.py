@@ -16,11 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.entitlements import AccessLevel, AccountMessage, Entitlements
-from schemas.stripe import SubscriptionStatus
+from schemas.entitlements import AccessLevel, AccountMessage, Entitlements, Status
 
 # Stripe's subscription statuses, plus "none" for a customer without a subscription yet.
-BillingStatus = Literal["none", SubscriptionStatus]
+BillingStatus = Status
 
 DecisionKind = Literal["applied", "duplicate", "stale", "noop", "ignored", "anomaly"]
 

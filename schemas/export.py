@@ -1,7 +1,9 @@
-"""Write the JSON Schema of the entitlement-changed message (v1) next to this module.
+"""Write the JSON Schemas of the v1 contract next to this module.
 
-`python -m schemas.export` (or `make schema`); a test fails when the committed file is
-stale, so a model change cannot ship without its contract.
+`python -m schemas.export` (or `make schema`) writes the entitlement-changed message and
+the read API's answer; a test fails when a committed file is stale, so a model change
+cannot ship without its contract, and tests/unit/test_contract_compat.py fails when the
+change would break a v1 consumer.
 """
 
 from __future__ import annotations
@@ -9,21 +11,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.entitlements import EntitlementChanged
+from pydantic import BaseModel
 
-SCHEMA_PATH = Path(__file__).with_name("entitlement_changed.v1.schema.json")
+from schemas.entitlements import CurrentEntitlements, EntitlementChanged
+
+_HERE = Path(__file__).parent
+SCHEMA_PATH = _HERE / "entitlement_changed.v1.schema.json"
+READ_SCHEMA_PATH = _HERE / "current_entitlements.v1.schema.json"
+SCHEMAS: dict[Path, type[BaseModel]] = {
+    SCHEMA_PATH: EntitlementChanged,
+    READ_SCHEMA_PATH: CurrentEntitlements,
+}
 
 
-def render() -> str:
-    schema = EntitlementChanged.model_json_schema()
-    schema["$id"] = "https://dataface.example/schemas/entitlement_changed.v1.schema.json"
+def render(model: type[BaseModel] = EntitlementChanged) -> str:
+    path = next(p for p, m in SCHEMAS.items() if m is model)
+    # Serialization mode: what we emit, so a field with a default is still always present.
+    schema = model.model_json_schema(mode="serialization")
+    schema["$id"] = f"https://dataface.example/schemas/{path.name}"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def main() -> None:
-    SCHEMA_PATH.write_text(render(), encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}")
+    for path, model in SCHEMAS.items():
+        path.write_text(render(model), encoding="utf-8")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

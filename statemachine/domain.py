@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.documents import Anomaly, BillingRecord, Override, Watermark
-from schemas.entitlements import AccessLevel, EntitlementChanged
+from schemas.entitlements import AccessLevel, CurrentEntitlements, EntitlementChanged
 from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription, UpcomingInvoice
 from statemachine import entitlements, states
 from statemachine.decision import Decision, Policy, Transition
@@ -380,20 +380,43 @@ def set_override(
     return Decision(kind="noop", record=rec, reason=f"{reason} (nothing visible changed)")
 
 
+def _state(record: BillingRecord, at: int) -> dict[str, Any]:
+    """The fields the entitlement-changed message and the read API share."""
+    override_until = (
+        record.override.expires_at if record.override_active and record.override else None
+    )
+    return {
+        "customer_id": record.customer_id,
+        "account_id": record.account_id,
+        "version": record.version,
+        "status": record.status,
+        "access": record.access,
+        "entitlements": record.entitlements or entitlements.NOTHING,
+        "message": record.message or states.view(record, at, 0).message,
+        "override_active": record.override_active,
+        "grace_until": record.grace_until,
+        "access_until": record.access_until,
+        "override_until": override_until,
+    }
+
+
 def entitlement_message(
-    record: BillingRecord, causing_event_id: str, effective_at: int
+    record: BillingRecord,
+    causing_event_id: str,
+    effective_at: int,
+    *,
+    published_at: int,
+    trace_id: str,
 ) -> EntitlementChanged:
     return EntitlementChanged(
-        customer_id=record.customer_id,
-        account_id=record.account_id,
-        version=record.version,
-        status=record.status,
-        access=record.access,
-        entitlements=record.entitlements or entitlements.NOTHING,
-        message=record.message or states.view(record, effective_at, 0).message,
-        override_active=record.override_active,
-        grace_until=record.grace_until,
-        access_until=record.access_until,
+        **_state(record, effective_at),
         causing_event_id=causing_event_id,
         effective_at=effective_at,
+        published_at=published_at,
+        trace_id=trace_id,
     )
+
+
+def current_entitlements(record: BillingRecord) -> CurrentEntitlements:
+    """What the read API answers: the record's state as of its last committed version."""
+    return CurrentEntitlements(**_state(record, record.updated_at), updated_at=record.updated_at)

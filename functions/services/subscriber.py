@@ -22,7 +22,7 @@ import statemachine
 from functions import stripe_events as events
 from functions.errors import InvalidPayload, PermanentError, TransientError
 from functions.log import get_logger
-from functions.ports import Operation, Publisher
+from functions.ports import Operation, Publisher, new_trace_id
 from functions.services.apply import Applier
 from schemas.documents import FailureRecord
 from schemas.stripe import StripeEvent
@@ -143,7 +143,7 @@ class Subscriber:
             customer_id=customer_id,
             at=event.created,
             source=events.arrived_by(message.attributes),
-            trace_id=trace_id,
+            trace_id=trace_id or new_trace_id(),
         )
 
         def decide(record: Any) -> statemachine.Decision:

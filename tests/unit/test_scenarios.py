@@ -24,7 +24,12 @@ def replay(events: list[StripeEvent], customer_id: str) -> tuple[BillingRecord, 
         # The downstream contract: +1 exactly when something visible changed.
         assert rec.version == before + (1 if decision.entitlements_changed else 0)
         if decision.entitlements_changed:
-            assert entitlement_message(rec, event.id, event.created).version == rec.version
+            assert (
+                entitlement_message(
+                    rec, event.id, event.created, published_at=event.created, trace_id="t" * 32
+                ).version
+                == rec.version
+            )
     return rec, kinds
 
 

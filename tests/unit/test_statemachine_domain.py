@@ -300,7 +300,7 @@ def test_entitlement_message_from_the_stored_record() -> None:
         ev(START, status="active", prices={TEAM: 1, SEAT: 2}),
         POLICY,
     ).record
-    msg = entitlement_message(rec, "evt_cause", START)
+    msg = entitlement_message(rec, "evt_cause", START, published_at=START, trace_id="t" * 32)
     assert (msg.customer_id, msg.account_id, msg.version, msg.status) == (
         "cus_one",
         "acct_one",
@@ -310,7 +310,7 @@ def test_entitlement_message_from_the_stored_record() -> None:
     assert msg.entitlements.limits.seats == 12 and msg.message.code == "active"
     assert (msg.causing_event_id, msg.effective_at, msg.schema_version) == ("evt_cause", START, "1")
     bare = BillingRecord(customer_id="cus_two", version=3, status="unpaid")
-    fallback = entitlement_message(bare, "evt_y", START)
+    fallback = entitlement_message(bare, "evt_y", START, published_at=START, trace_id="t" * 32)
     assert fallback.message.code == "unpaid" and fallback.entitlements.plan is None
 
 

@@ -109,7 +109,9 @@ def test_invariants_hold_for_any_stream(events: list[StripeEvent], later: int) -
         if decision.kind == "anomaly":
             assert decision.anomaly is not None and new.anomalies[-1] == decision.anomaly
         if decision.entitlements_changed:
-            message = entitlement_message(new, event.id, event.created)
+            message = entitlement_message(
+                new, event.id, event.created, published_at=event.created, trace_id="t" * 32
+            )
             assert (message.version, message.access) == (new.version, new.access)
         check_record(new)
         rec = new
