@@ -10,7 +10,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from functions.entrypoints import checkout, jobs, pubsub, webhook
+from functions.entrypoints import checkout, entitlements, jobs, pubsub, webhook
 
 
 @functions_framework.http
@@ -57,3 +57,10 @@ def create_portal_session(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def change_subscription(request: flask.Request) -> flask.Response:
     return checkout.change_subscription(request)
+
+
+# The current-entitlements read API for our own services (internal ingress, Cloud
+# Functions IAM, and a bearer token for audience dataface-entitlements).
+@functions_framework.http
+def entitlements_api(request: flask.Request) -> flask.Response:
+    return entitlements.handle(request)

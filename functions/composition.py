@@ -23,6 +23,7 @@ from statemachine.decision import Policy
 
 if TYPE_CHECKING:
     from functions.entrypoints.checkout import Deps as CheckoutDeps
+    from functions.entrypoints.entitlements import Deps as ReadApiDeps
     from functions.entrypoints.webhook import WebhookHandler
     from functions.ports import (
         AccountStore,
@@ -199,6 +200,22 @@ def checkout_deps() -> CheckoutDeps:
     return Deps(service=service, auth=auth_settings())
 
 
+@cache
+def read_api_deps() -> ReadApiDeps:
+    from functions.adapters.firestore_repository import FirestoreRepository
+    from functions.config import read_api_settings
+    from functions.entrypoints.auth import auth_settings
+    from functions.entrypoints.entitlements import Deps
+    from functions.services.entitlements_read import EntitlementReader
+
+    # Its own settings: the read API needs the project and the auth keys, nothing of the
+    # subscriber's (no topics, no Stripe key).
+    settings = read_api_settings()
+    configure_logging(settings.log_level)
+    reader = EntitlementReader(FirestoreRepository(settings.google_cloud_project))
+    return Deps(reader=reader, auth=auth_settings(), max_batch=settings.read_api_max_batch)
+
+
 _BUILDERS = (
     repository,
     publisher,
@@ -214,6 +231,7 @@ _BUILDERS = (
     dead_letters,
     webhook_handler,
     checkout_deps,
+    read_api_deps,
 )
 
 

@@ -119,8 +119,19 @@ def checkout_settings() -> CheckoutSettings:
     return load_settings(CheckoutSettings)
 
 
+class ReadApiSettings(CommonSettings):
+    # Firestore reads per batch or page request: bounds one request's latency and cost.
+    read_api_max_batch: int = Field(default=100, ge=1, le=300)
+
+
+@cache
+def read_api_settings() -> ReadApiSettings:
+    return load_settings(ReadApiSettings)
+
+
 def reset_settings_cache() -> None:
     """Tests change the environment between cases; production never calls this."""
+    read_api_settings.cache_clear()
     webhook_settings.cache_clear()
     subscriber_settings.cache_clear()
     stripe_api_settings.cache_clear()

@@ -111,6 +111,18 @@ class BillingRepository(Protocol):
 
     def customer_for_account(self, account_id: str) -> str | None: ...
 
+    def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
+        """The records that exist among `customer_ids`, in one round trip."""
+        ...
+
+    def customers_for_accounts(self, account_ids: Sequence[str]) -> dict[str, str]:
+        """account id -> linked customer id, for the linked ones, in one round trip."""
+        ...
+
+    def records_page(self, after: str | None, limit: int) -> list[BillingRecord]:
+        """Records ordered by customer id, starting after `after`: for paged listing."""
+        ...
+
     def history(self, customer_id: str, limit: int = 50) -> list[HistoryEntry]: ...
 
     def pending_outbox(self, customer_id: str) -> list[OutboxEntry]:

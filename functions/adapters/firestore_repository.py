@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,6 +163,35 @@ class FirestoreRepository(FirestoreAdapter):
         if not snap.exists:
             return None
         return AccountLink.model_validate(snap.to_dict()).customer_id
+
+    def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
+        refs = [self._customer(c) for c in dict.fromkeys(customer_ids)]
+        if not refs:
+            return {}
+        with google_call("firestore get records"):
+            snaps = list(self._client().get_all(refs, timeout=TIMEOUT))
+        return {s.id: BillingRecord.model_validate(s.to_dict()) for s in snaps if s.exists}
+
+    def customers_for_accounts(self, account_ids: Sequence[str]) -> dict[str, str]:
+        accounts = self._client().collection(ACCOUNTS)
+        refs = [accounts.document(a) for a in dict.fromkeys(account_ids)]
+        if not refs:
+            return {}
+        with google_call("firestore get accounts"):
+            snaps = list(self._client().get_all(refs, timeout=TIMEOUT))
+        return {
+            s.id: AccountLink.model_validate(s.to_dict()).customer_id for s in snaps if s.exists
+        }
+
+    def records_page(self, after: str | None, limit: int) -> list[BillingRecord]:
+        query = self._client().collection(CUSTOMERS).order_by("customer_id")
+        if after is not None:
+            query = query.start_after({"customer_id": after})
+        with google_call("firestore records page"):
+            return [
+                BillingRecord.model_validate(s.to_dict())
+                for s in query.limit(limit).stream(timeout=TIMEOUT)
+            ]
 
     def history(self, customer_id: str, limit: int = 50) -> list[HistoryEntry]:
         query = (

@@ -22,6 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from functions.errors import ConfigError
 
 AUDIENCE = "dataface-billing"
+# A separate audience for the read API, so a token minted for one account's checkout
+# cannot read every account's entitlements.
+READ_AUDIENCE = "dataface-entitlements"
 _ALGORITHM = "HS256"
 _MIN_KEY_LENGTH = 32
 
@@ -77,14 +80,20 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
-def verify_bearer(authorization: str | None, settings: AuthSettings) -> str:
-    """Returns the account id the token was minted for, or raises Unauthenticated."""
+def verify_bearer(
+    authorization: str | None, settings: AuthSettings, audience: str | None = None
+) -> str:
+    """Returns the subject the token was minted for, or raises Unauthenticated.
+
+    The subject is an account id for checkout, portal and plan change; for the read API
+    (`audience=READ_AUDIENCE`) it names the calling service.
+    """
     if not authorization:
         raise Unauthenticated("missing bearer token")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("expected 'Authorization: Bearer <token>'")
-    claims = _decode(token.strip(), settings)
+    claims = _decode(token.strip(), settings, audience or settings.internal_auth_audience)
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthenticated("invalid token: no subject")
@@ -93,7 +102,7 @@ def verify_bearer(authorization: str | None, settings: AuthSettings) -> str:
     return sub
 
 
-def _decode(token: str, settings: AuthSettings) -> dict[str, Any]:
+def _decode(token: str, settings: AuthSettings, audience: str) -> dict[str, Any]:
     error: jwt.PyJWTError = jwt.InvalidSignatureError("no key")
     for key in settings.signing_keys():
         try:
@@ -102,7 +111,7 @@ def _decode(token: str, settings: AuthSettings) -> dict[str, Any]:
                 key,
                 # Pinned: never let the token choose its algorithm ("none", or RS/HS confusion).
                 algorithms=[_ALGORITHM],
-                audience=settings.internal_auth_audience,
+                audience=audience,
                 leeway=settings.internal_auth_leeway_seconds,
                 options={"require": ["sub", "aud", "exp", "iat"]},
             )

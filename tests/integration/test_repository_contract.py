@@ -231,3 +231,29 @@ def test_open_anomalies_are_listed_longest_open_first(repo: BillingRepository) -
     assert repo.with_open_anomalies(limit=1) == ["cus_early"]
     repo.apply(op("evt_4", customer="cus_early"), opened(None), marker_ttl_days=35)
     assert repo.with_open_anomalies() == ["cus_late"]
+
+
+def test_batch_reads_return_only_what_exists(repo: BillingRepository) -> None:
+    repo.apply(op("evt_1", customer="cus_1"), activate(account_id="acct_1"), marker_ttl_days=35)
+    repo.apply(op("evt_2", customer="cus_2"), activate(account_id="acct_2"), marker_ttl_days=35)
+    records = repo.get_records(["cus_2", "cus_missing", "cus_1", "cus_2"])
+    assert sorted(records) == ["cus_1", "cus_2"]
+    assert records["cus_2"].account_id == "acct_2"
+    assert repo.customers_for_accounts(["acct_1", "acct_nobody", "acct_2"]) == {
+        "acct_1": "cus_1",
+        "acct_2": "cus_2",
+    }
+    assert repo.get_records([]) == {} and repo.customers_for_accounts([]) == {}
+
+
+def test_records_page_walks_every_record_once_in_order(repo: BillingRepository) -> None:
+    customers = [f"cus_{n:02d}" for n in (7, 1, 4, 9, 2)]
+    for n, customer in enumerate(customers):
+        repo.apply(op(f"evt_{n}", customer=customer), activate(), marker_ttl_days=35)
+    seen: list[str] = []
+    after: str | None = None
+    while page := repo.records_page(after, limit=2):
+        assert len(page) <= 2
+        seen.extend(r.customer_id for r in page)
+        after = page[-1].customer_id
+    assert seen == sorted(customers)

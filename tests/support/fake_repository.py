@@ -4,6 +4,7 @@ behaviour as the Firestore adapter (tests/integration/test_repository_contract.p
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from functions.ports import (
     ApplyResult,
@@ -84,6 +85,16 @@ class FakeRepository:
     def customer_for_account(self, account_id: str) -> str | None:
         link = self.accounts.get(account_id)
         return link.customer_id if link else None
+
+    def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
+        return {c: self.records[c] for c in customer_ids if c in self.records}
+
+    def customers_for_accounts(self, account_ids: Sequence[str]) -> dict[str, str]:
+        return {a: self.accounts[a].customer_id for a in account_ids if a in self.accounts}
+
+    def records_page(self, after: str | None, limit: int) -> list[BillingRecord]:
+        records = sorted(self.records.values(), key=lambda r: r.customer_id)
+        return [r for r in records if after is None or r.customer_id > after][:limit]
 
     def history(self, customer_id: str, limit: int = 50) -> list[HistoryEntry]:
         entries = self.history_entries.get(customer_id, [])
