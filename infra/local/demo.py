@@ -27,6 +27,7 @@ from typing import Any
 
 from functions.adapters.firestore_repository import FirestoreRepository
 from functions.log import configure_logging
+from infra.local import contract
 from infra.local.observe import drain
 from infra.local.scenarios import SCENARIOS, Scenario, build
 from infra.local.signing import sign
@@ -218,6 +219,11 @@ def report(
         )
     messages = sum(len(v) for v in versions.values())
     print(f"\n{messages} entitlement-changed versions received for {len(versions)} customers.")
+    broken = contract.all_violations(p for v in versions.values() for p in v.values())
+    print(f"{len(broken)} of them break the v1 JSON Schema{':' if broken else '.'}")
+    for problem in broken[:10]:
+        print(f"  {problem}")
+    failures += len(broken)
     print(
         "PASS: every customer matches its scenario"
         if not failures

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from functions.adapters.firestore_repository import FirestoreRepository
-from infra.local import demo
+from infra.local import contract, demo
 from infra.local.emulators import Emulators
 from infra.local.scenarios import SCENARIOS, Scenario, build
 from infra.local.stack import LocalStack
@@ -45,6 +45,9 @@ def check_entitlement_stream(
     project: str, repo: FirestoreRepository, played: list[Scenario]
 ) -> None:
     received = entitlements(project, quiet_seconds=2.0)
+    # Every message holds the exported v1 schema, as a consumer validating it would see.
+    broken = [p for r in received for p in contract.violations(json.loads(r.data), r.attributes)]
+    assert broken == []
     versions = versions_after_dedupe(received)
     for scenario in played:
         record = repo.get_record(scenario.customer_id)
