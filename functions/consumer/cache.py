@@ -90,3 +90,7 @@ class EntitlementsCache:
     def customers(self) -> int:
         with self._lock:
             return len(self._by_customer)
+
+    def states(self) -> list[EntitlementState]:
+        with self._lock:
+            return list(self._by_customer.values())

@@ -166,6 +166,24 @@ locals {
       }
       env = local.api_env
     }
+    # The current-entitlements read API for the Dataface app and downstream services:
+    # reads our records only (no Stripe key), behind IAM and a bearer token minted for
+    # audience dataface-entitlements. Warm instances keep its p99 at cold start low.
+    entitlements_api = {
+      name           = "entitlements-api"
+      entry_point    = "entitlements_api"
+      description    = "Current entitlements by Dataface account or Stripe customer, from Firestore."
+      ingress        = var.internal_api_ingress
+      memory         = "256Mi"
+      timeout        = 10
+      concurrency    = 40
+      min_instances  = 1
+      max_instances  = 20
+      firestore_role = "roles/datastore.viewer"
+      publishes      = []
+      secrets        = { INTERNAL_AUTH_SECRET = "internal_auth_secret" }
+      env            = {}
+    }
   }
 
   # Where Stripe sends the customer back; from configuration only (never the request),

@@ -96,7 +96,7 @@ resource "google_cloud_run_v2_service_iam_member" "scheduler" {
 
 resource "google_cloud_run_v2_service_iam_member" "internal_api" {
   for_each = {
-    for pair in setproduct(["create_checkout_session", "create_portal_session", "change_subscription"], var.internal_api_invokers) :
+    for pair in setproduct(["create_checkout_session", "create_portal_session", "change_subscription", "entitlements_api"], var.internal_api_invokers) :
     "${pair[0]}/${pair[1]}" => { fn = pair[0], member = pair[1] }
   }
 

@@ -93,13 +93,13 @@ variable "max_delivery_attempts" {
 }
 
 variable "internal_api_invokers" {
-  description = "IAM members (serviceAccount:...) of our own services allowed to call the checkout, portal and change-subscription functions."
+  description = "IAM members (serviceAccount:...) of our own services allowed to call the checkout, portal, change-subscription and entitlements-api functions."
   type        = list(string)
   default     = []
 }
 
 variable "internal_api_ingress" {
-  description = "Ingress of the checkout, portal and change-subscription functions. Internal by default: callers reach them through a VPC; IAM still authenticates every call."
+  description = "Ingress of the checkout, portal, change-subscription and entitlements-api functions. Internal by default: callers reach them through a VPC; IAM still authenticates every call."
   type        = string
   default     = "ALLOW_INTERNAL_ONLY"
 

@@ -10,6 +10,9 @@ library's view equals every record, and can()/limit() answer from it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -164,3 +167,30 @@ def test_the_read_api_agrees_with_the_record_over_http(
     assert [e.customer_id for e in batch.entitlements] == ["cus_http_read"]
     assert batch.not_found.account_ids == ["acct_never_seen"]
     assert batch.not_found.customer_ids == ["cus_never_seen"]
+
+
+def test_the_example_consumer_runs_as_the_readme_says(
+    stack: tuple[LocalStack, RunningFunction],
+) -> None:
+    running, api = stack
+    scenario = build("cancel_at_period_end", customer_id="cus_example", account_id="acct_example")
+    first, rest = halves([scenario])
+    repo = FirestoreRepository(running.project)
+    demo.play(running.webhook_url, SECRET, first)
+    demo.wait_processed(repo, {e["id"] for e in first[scenario.customer_id]})
+    before = repo.get_record(scenario.customer_id)
+    assert before is not None
+    command = [sys.executable, "-m", "functions.consumer.example", "--project", running.project]
+    command += ["--read-api", api.url, "--seconds", "8"]
+    env = {**os.environ, **running.env}
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("loaded ")
+        demo.play(running.webhook_url, SECRET, rest)
+        output = proc.stdout.read()
+    assert proc.returncode == 0
+    record = repo.get_record(scenario.customer_id)
+    assert record is not None and record.version > before.version
+    assert f"applied   cus_example v{record.version}" in output
+    summary = next(line for line in output.splitlines() if line.startswith("acct_example"))
+    assert f"v{record.version}" in summary and record.access.value in summary

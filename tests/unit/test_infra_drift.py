@@ -22,6 +22,7 @@ from functions import config
 from functions.config import (
     CheckoutSettings,
     CommonSettings,
+    ReadApiSettings,
     StripeApiSettings,
     SubscriberSettings,
     WebhookSettings,
@@ -51,6 +52,7 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
         "create_checkout_session": api,
         "create_portal_session": api,
         "change_subscription": api,
+        "entitlements_api": (ReadApiSettings, AuthSettings),
     }
 
 
