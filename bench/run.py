@@ -41,6 +41,8 @@ class Counts:
     scaling_small: int
     scaling_large: int
     scaling_events: int
+    read_api_rate: float
+    read_api_seconds: float
 
 
 FULL = Counts(
@@ -56,6 +58,8 @@ FULL = Counts(
     scaling_small=10,
     scaling_large=10_000,
     scaling_events=120,
+    read_api_rate=200.0,
+    read_api_seconds=15.0,
 )
 QUICK = Counts(
     ack_requests={1: 40, 10: 40, 60: 40, 500: 8},
@@ -70,6 +74,8 @@ QUICK = Counts(
     scaling_small=10,
     scaling_large=500,
     scaling_events=20,
+    read_api_rate=50.0,
+    read_api_seconds=3.0,
 )
 
 

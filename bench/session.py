@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 WEBHOOK_PROJECT = "bench-webhook"
 SUBSCRIBER_PROJECT = "bench-subscriber"
 E2E_PROJECT = "bench-e2e"
+READ_PROJECT = "bench-read-api"
 # The baselines live in a bench-only source file, served by the same start_function.
 BASELINE_SOURCE = Path(__file__).with_name("baseline_app.py")
 
@@ -165,6 +166,12 @@ class BenchSession:
             }
         self.log("4. end to end at a fixed offered load")
         results["e2e"] = self._e2e(counts)
+        self.log(f"6. read API at {counts.read_api_rate:g} requests/s")
+        from bench import read_api_bench
+
+        results["read_api"] = read_api_bench.run(
+            self._env(READ_PROJECT), READ_PROJECT, counts.read_api_rate, counts.read_api_seconds
+        )
         return results
 
     def _subscriber(self, counts: Counts) -> dict[str, Any]:

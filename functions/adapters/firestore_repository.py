@@ -154,15 +154,13 @@ class FirestoreRepository(FirestoreAdapter):
 
     def get_record(self, customer_id: str) -> BillingRecord | None:
         with google_call("firestore get record"):
-            snap = self._customer(customer_id).get(timeout=TIMEOUT)
-        return BillingRecord.model_validate(snap.to_dict()) if snap.exists else None
+            data = self._read(self._customer(customer_id))
+        return BillingRecord.model_validate(data) if data is not None else None
 
     def customer_for_account(self, account_id: str) -> str | None:
         with google_call("firestore get account"):
-            snap = self._client().collection(ACCOUNTS).document(account_id).get(timeout=TIMEOUT)
-        if not snap.exists:
-            return None
-        return AccountLink.model_validate(snap.to_dict()).customer_id
+            data = self._read(self._client().collection(ACCOUNTS).document(account_id))
+        return AccountLink.model_validate(data).customer_id if data is not None else None
 
     def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
         refs = [self._customer(c) for c in dict.fromkeys(customer_ids)]

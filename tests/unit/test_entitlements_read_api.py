@@ -160,3 +160,19 @@ def test_bad_requests_get_clear_statuses(
 
 def test_a_function_url_prefix_is_tolerated(deps: api.Deps) -> None:
     assert call(deps, "/entitlements_api/v1/entitlements/acct_5").get_json()["version"] == 5
+
+
+def test_found_links_are_cached_for_a_minute_missing_ones_never() -> None:
+    repo = FakeRepository()
+    repo.records["cus_a"] = record("cus_a", "acct_a")
+    repo.records["cus_b"] = record("cus_b", "acct_a", version=9)
+    now = [0.0]
+    reader = EntitlementReader(repo, clock=lambda: now[0])
+    assert reader.by_account("acct_a") is None  # not linked yet
+    repo.accounts["acct_a"] = AccountLink(account_id="acct_a", customer_id="cus_a", linked_at=1)
+    assert reader.by_account("acct_a").customer_id == "cus_a"  # type: ignore[union-attr]
+    repo.accounts["acct_a"] = AccountLink(account_id="acct_a", customer_id="cus_b", linked_at=2)
+    now[0] = 59.0
+    assert reader.by_account("acct_a").customer_id == "cus_a"  # type: ignore[union-attr]
+    now[0] = 61.0
+    assert reader.by_account("acct_a").customer_id == "cus_b"  # type: ignore[union-attr]
