@@ -64,3 +64,10 @@ def change_subscription(request: flask.Request) -> flask.Response:
 @functions_framework.http
 def entitlements_api(request: flask.Request) -> flask.Response:
     return entitlements.handle(request)
+
+
+# Cloud Scheduler, every 5 minutes: a signed synthetic event through the public webhook,
+# timed until its entitlement-changed message arrives (functions/services/probe.py).
+@functions_framework.http
+def synthetic_probe(request: flask.Request) -> flask.Response:
+    return jobs.handle_probe_request()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from functions.services.accounts import AccountService
     from functions.services.apply import Applier
     from functions.services.dead_letters import DeadLetterService
+    from functions.services.probe import Probe
     from functions.services.reconcile import ReconcileService
     from functions.services.relay import OutboxRelay
     from functions.services.subscriber import Subscriber
@@ -216,6 +217,26 @@ def read_api_deps() -> ReadApiDeps:
     return Deps(reader=reader, auth=auth_settings(), max_batch=settings.read_api_max_batch)
 
 
+@cache
+def probe() -> Probe:
+    from functions.adapters.firestore_repository import FirestoreRepository
+    from functions.adapters.probe_io import HttpWebhookPoster, PubSubProbeInbox
+    from functions.config import probe_settings
+    from functions.services.probe import Probe, current_plan
+
+    settings = probe_settings()
+    configure_logging(settings.log_level)
+    project = settings.google_cloud_project
+    return Probe(
+        HttpWebhookPoster(settings.probe_webhook_url),
+        PubSubProbeInbox(project, settings.probe_subscription),
+        current_plan(FirestoreRepository(project)),
+        settings.stripe_webhook_secret,
+        livemode=settings.stripe_livemode,
+        timeout=settings.probe_timeout_seconds,
+    )
+
+
 _BUILDERS = (
     repository,
     publisher,
@@ -232,6 +253,7 @@ _BUILDERS = (
     webhook_handler,
     checkout_deps,
     read_api_deps,
+    probe,
 )
 
 

@@ -119,6 +119,22 @@ def checkout_settings() -> CheckoutSettings:
     return load_settings(CheckoutSettings)
 
 
+DEFAULT_PROBE_SUBSCRIPTION = "entitlement-changed-probe"
+
+
+class ProbeSettings(WebhookSettings):
+    # The public webhook URL, as Stripe calls it (Terraform passes the function's URL).
+    probe_webhook_url: str = Field(pattern=r"^https?://")
+    probe_subscription: str = DEFAULT_PROBE_SUBSCRIPTION
+    # Well inside the scheduler's attempt deadline; a slower pipeline is a failed probe.
+    probe_timeout_seconds: float = Field(default=120.0, gt=0, le=240)
+
+
+@cache
+def probe_settings() -> ProbeSettings:
+    return load_settings(ProbeSettings)
+
+
 class ReadApiSettings(CommonSettings):
     # Firestore reads per batch or page request: bounds one request's latency and cost.
     read_api_max_batch: int = Field(default=100, ge=1, le=300)
@@ -132,6 +148,7 @@ def read_api_settings() -> ReadApiSettings:
 def reset_settings_cache() -> None:
     """Tests change the environment between cases; production never calls this."""
     read_api_settings.cache_clear()
+    probe_settings.cache_clear()
     webhook_settings.cache_clear()
     subscriber_settings.cache_clear()
     stripe_api_settings.cache_clear()

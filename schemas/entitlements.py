@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.stripe import SubscriptionStatus
 
 SCHEMA_VERSION: Final = "1"
+# Message attribute set to "true" on the synthetic probe's messages (a customer who is not
+# a customer): consumers drop them, or filter them out in their subscription.
+SYNTHETIC_ATTRIBUTE: Final = "synthetic"
 
 # Stripe's subscription statuses, plus "none" for a customer without a subscription yet.
 Status = Literal["none", SubscriptionStatus]

@@ -11,10 +11,13 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from schemas.entitlements import AccessLevel, EntitlementChanged, EntitlementState, Limits
-
-# Set by the synthetic probe on its messages: a probe customer is not a customer.
-SYNTHETIC_ATTRIBUTE = "synthetic"
+from schemas.entitlements import (
+    SYNTHETIC_ATTRIBUTE,
+    AccessLevel,
+    EntitlementChanged,
+    EntitlementState,
+    Limits,
+)
 
 
 class Applied(StrEnum):

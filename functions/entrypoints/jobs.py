@@ -45,3 +45,16 @@ def handle_reconcile_all_request(request: flask.Request) -> flask.Response:
         error = {"error": "bad_request", "message": "scope is 'all' or 'anomalies'"}
         return flask.make_response(flask.jsonify(error), 400)
     return _answer(summary, summary.pop("outage"))
+
+
+def handle_probe_request() -> flask.Response:
+    result = composition.probe().run()
+    payload = {
+        "ok": result.ok,
+        "stage": result.stage,
+        "event_id": result.event_id,
+        "latency_ms": result.latency_ms,
+        "detail": result.detail,
+    }
+    # 500 on failure: the scheduler's job status shows it, beside the absence alert.
+    return _answer(payload, not result.ok)

@@ -16,6 +16,7 @@ import statemachine
 from functions.ports import BillingRepository
 from schemas.entitlements import CurrentEntitlements
 from schemas.read_api import BatchGetResponse, EntitlementsPage, NotFound
+from statemachine.synthetic import is_synthetic
 
 # Account links are written once (the first customer to name an account keeps it), so a
 # link read a minute ago is still right; caching it saves one of the two Firestore reads
@@ -81,7 +82,8 @@ class EntitlementReader:
 
     def page(self, after: str | None, size: int) -> EntitlementsPage:
         records = self._repo.records_page(after, size)
+        real = [r for r in records if not is_synthetic(r.customer_id)]
         return EntitlementsPage(
-            entitlements=[statemachine.current_entitlements(r) for r in records],
+            entitlements=[statemachine.current_entitlements(r) for r in real],
             next_page_token=records[-1].customer_id if len(records) == size else None,
         )

@@ -39,6 +39,7 @@ from schemas.documents import BillingRecord
 from schemas.stripe import StripeEvent, Subscription
 from statemachine.decision import Decision, Policy
 from statemachine.subscriptions import governing
+from statemachine.synthetic import is_synthetic
 
 CATCH_UP_WINDOW_SECONDS = 30 * 86_400  # Stripe's List Events API retention
 # The nightly job runs daily; two days of catch-up overlap so a failed night is covered.
@@ -128,16 +129,21 @@ class ReconcileService:
 
     # -- which customers -----------------------------------------------------------------
 
+    # The synthetic probe's customer is not in Stripe: reconciling it would "cancel" it.
     def all_customers(self) -> list[str]:
-        return [r.customer_id for r in self._repo.list_customers()]
+        return [
+            r.customer_id for r in self._repo.list_customers() if not is_synthetic(r.customer_id)
+        ]
 
     def customers_with_anomalies(self, limit: int = 10_000) -> list[str]:
-        return self._repo.with_open_anomalies(limit)
+        return [c for c in self._repo.with_open_anomalies(limit) if not is_synthetic(c)]
 
     # -- one customer --------------------------------------------------------------------
 
     def plan(self, customer_id: str) -> tuple[BillingRecord, Subscription | None, Decision]:
         """What reconcile would do, read from Stripe and decided by the domain; no write."""
+        if is_synthetic(customer_id):
+            raise ValueError(f"{customer_id} is the synthetic probe customer: never reconciled")
         record = self._repo.get_record(customer_id) or BillingRecord(customer_id=customer_id)
         subs = [
             Subscription.model_validate(raw)
@@ -274,7 +280,7 @@ class ReconcileService:
             elif outcome.applied:
                 log.info("anomaly_resolved", customer_id=customer, decision=outcome.kind)
 
-        targets = self._repo.with_open_anomalies(limit)
+        targets = self.customers_with_anomalies(limit)
         work = partial(self.reconcile, actor=ANOMALY_ACTOR)
         report = per_customer("reconcile_anomalies", targets, work, on_result=note)
         summary = {

@@ -17,7 +17,8 @@ from functions.log import get_logger
 from functions.ports import BillingRepository, Publisher
 from functions.services.batch import per_customer
 from schemas.documents import OutboxEntry
-from schemas.entitlements import SCHEMA_VERSION
+from schemas.entitlements import SCHEMA_VERSION, SYNTHETIC_ATTRIBUTE
+from statemachine.synthetic import is_synthetic
 
 
 def encode(entry: OutboxEntry) -> tuple[bytes, dict[str, str]]:
@@ -31,6 +32,8 @@ def encode(entry: OutboxEntry) -> tuple[bytes, dict[str, str]]:
     }
     if entry.trace_id:
         attributes["trace_id"] = entry.trace_id
+    if is_synthetic(entry.customer_id):
+        attributes[SYNTHETIC_ATTRIBUTE] = "true"
     return data, attributes
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from functions.config import CommonSettings
+from functions.config import DEFAULT_PROBE_SUBSCRIPTION, CommonSettings
 
 OBSERVER_ENTITLEMENTS_SUBSCRIPTION = "entitlement-changed-observer"
 OBSERVER_STRIPE_EVENTS_SUBSCRIPTION = "stripe-events-observer"
@@ -39,6 +39,13 @@ class Subscription:
     minimum_backoff_seconds: int | None = None
     maximum_backoff_seconds: int | None = None
     message_retention_seconds: int = WEEK_SECONDS
+    # Pub/Sub filter syntax. The emulator accepts a filter but does not apply it, so
+    # every reader of a filtered subscription checks the attributes itself too.
+    filter: str | None = None
+
+
+# The synthetic probe reads only its own messages (functions/services/probe.py).
+PROBE_FILTER = 'attributes.synthetic = "true"'
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,13 @@ def desired_topology(
         ),
         # Pull: operators inspect and replay dead letters from here (billing-ops dlq).
         Subscription(name=settings.dead_letter_subscription, topic=settings.dead_letter_topic),
+        Subscription(
+            name=DEFAULT_PROBE_SUBSCRIPTION,
+            topic=settings.entitlements_topic,
+            ack_deadline_seconds=30,
+            message_retention_seconds=600,
+            filter=PROBE_FILTER,
+        ),
     ]
     if observer_subscriptions:
         # Local only: lets tests and the demo see what was published, in order.
@@ -120,6 +134,8 @@ def provision(project: str, topology: Topology) -> None:
                     seconds=sub.message_retention_seconds
                 ),
             }
+            if sub.filter is not None:
+                request["filter"] = sub.filter
             if sub.push_endpoint is not None:
                 request["push_config"] = {"push_endpoint": sub.push_endpoint}
             if sub.dead_letter_topic is not None:

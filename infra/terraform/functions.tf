@@ -1,4 +1,4 @@
-# The eight entry points in main.py, deployed as Cloud Run functions (2nd gen) from the
+# The entry points in main.py, deployed as Cloud Run functions (2nd gen) from the
 # repository root. Each runs as its own service account; the webhook is the only one
 # the internet may invoke.
 locals {
@@ -23,7 +23,7 @@ locals {
   # secrets: environment variable => key of local.secrets, mounted at the pinned version.
   functions = {
     stripe_webhook = {
-      name           = "stripe-webhook"
+      name           = local.names.webhook_function
       entry_point    = "stripe_webhook"
       description    = "Verifies Stripe webhook signatures and publishes events to stripe-events."
       ingress        = "ALLOW_ALL"
@@ -165,6 +165,29 @@ locals {
         INTERNAL_AUTH_SECRET = "internal_auth_secret"
       }
       env = local.api_env
+    }
+    # The synthetic probe: posts a signed event for the reserved probe customer to the
+    # public webhook URL, as Stripe would, and waits for its entitlement-changed message
+    # on its own subscription (Cloud Scheduler, every 5 minutes). The URL is the webhook's
+    # deterministic function URL: referring to fn["stripe_webhook"] here would be a cycle.
+    synthetic_probe = {
+      name           = "synthetic-probe"
+      entry_point    = "synthetic_probe"
+      description    = "End-to-end probe of the billing pipeline (Cloud Scheduler, every 5 minutes)."
+      ingress        = "ALLOW_INTERNAL_ONLY"
+      memory         = "256Mi"
+      timeout        = 180
+      concurrency    = 1
+      min_instances  = 0
+      max_instances  = 1
+      firestore_role = "roles/datastore.viewer"
+      publishes      = []
+      secrets        = { STRIPE_WEBHOOK_SECRET = "stripe_webhook_secret" }
+      env = {
+        PROBE_WEBHOOK_URL     = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.names.webhook_function}"
+        PROBE_SUBSCRIPTION    = local.names.probe_subscription
+        PROBE_TIMEOUT_SECONDS = 120
+      }
     }
     # The current-entitlements read API for the Dataface app and downstream services:
     # reads our records only (no Stripe key), behind IAM and a bearer token minted for

@@ -5,6 +5,7 @@ locals {
   run_logs = "resource.type=\"cloud_run_revision\""
 
   webhook_logs    = "${local.run_logs} AND resource.labels.service_name=\"${local.functions.stripe_webhook.name}\" AND jsonPayload.message=\"webhook_request\" AND jsonPayload.component=\"webhook\""
+  probe_logs      = "${local.run_logs} AND resource.labels.service_name=\"${local.functions.synthetic_probe.name}\" AND jsonPayload.component=\"probe\""
   subscriber_logs = "${local.run_logs} AND resource.labels.service_name=\"${local.functions.process_stripe_event.name}\""
 
   # Counters: name => filter and the JSON fields copied into metric labels. Label values
@@ -45,6 +46,11 @@ locals {
       filter      = "${local.run_logs} AND resource.labels.service_name=\"${local.functions.reconcile_all.name}\" AND jsonPayload.message=\"anomaly_unresolved\""
       labels      = {}
     }
+    probe_completed = {
+      description = "Synthetic probes whose event came back as an entitlement-changed message."
+      filter      = "${local.probe_logs} AND jsonPayload.message=\"probe_completed\""
+      labels      = {}
+    }
     relay_failures = {
       description = "Outbox entries whose entitlement publish failed (the sweep retries them)."
       filter      = "${local.run_logs} AND jsonPayload.message=\"outbox_relay_failed\""
@@ -57,6 +63,11 @@ locals {
     event_latency = {
       description = "Subscriber processing latency per event."
       filter      = "${local.subscriber_logs} AND jsonPayload.message=\"event_processed\" AND jsonPayload.component=\"subscriber\""
+      field       = "jsonPayload.latency_ms"
+    }
+    probe_latency = {
+      description = "Synthetic probe: signed webhook post to its entitlement-changed message."
+      filter      = "${local.probe_logs} AND jsonPayload.message=\"probe_completed\""
       field       = "jsonPayload.latency_ms"
     }
     relay_lag = {
@@ -322,5 +333,51 @@ resource "google_monitoring_alert_policy" "anomalies" {
   documentation {
     mime_type = "text/markdown"
     content   = "The subscriber recorded an anomaly (an event that contradicts the stored billing state) and the every-minute reconcile against Stripe could not resolve it (an unknown price, Stripe unreachable for that customer). A human decides. Runbook: ${local.runbook}/anomalies.md"
+  }
+}
+
+# The pipeline as a whole: every component can be up while nothing turns a Stripe event
+# into an entitlement change (a stuck push loop, a broken deploy). The probe proves it.
+resource "google_monitoring_alert_policy" "synthetic_probe" {
+  display_name          = "Billing: synthetic probe not completing"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+
+  conditions {
+    display_name = "no probe completed for 15 minutes"
+
+    condition_absent {
+      filter   = "metric.type=\"${local.metric_prefix}/${google_logging_metric.counter["probe_completed"].name}\" AND resource.type=\"cloud_run_revision\""
+      duration = "900s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "probe latency above threshold"
+
+    condition_threshold {
+      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.distribution["probe_latency"].name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.probe_latency_threshold_ms
+      duration        = "600s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The synthetic probe's signed event did not come back as an entitlement-changed message (or came back slowly): the pipeline is not turning Stripe events into access changes, whatever the per-component alerts say. Runbook: ${local.runbook}/synthetic-probe.md"
   }
 }

@@ -8,6 +8,8 @@ locals {
     dead_letter_topic          = "stripe-events-dead-letter"
     stripe_events_subscription = "stripe-events-subscriber"
     dead_letter_subscription   = "stripe-events-dead-letter-ops"
+    probe_subscription         = "entitlement-changed-probe"
+    webhook_function           = "stripe-webhook"
   }
 
   # Firestore collections the TTL policy and the composite indexes apply to (the

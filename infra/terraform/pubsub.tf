@@ -119,3 +119,25 @@ resource "google_service_account_iam_member" "push_token_creator" {
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = local.pubsub_service_agent
 }
+
+# The synthetic probe's own pull subscription: only its messages (attribute synthetic),
+# kept briefly (a probe waits two minutes at most), never expiring.
+resource "google_pubsub_subscription" "probe" {
+  name   = local.names.probe_subscription
+  topic  = google_pubsub_topic.entitlements.id
+  filter = "attributes.synthetic = \"true\""
+
+  ack_deadline_seconds       = 30
+  message_retention_duration = "600s"
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_subscription_iam_member" "probe_subscriber" {
+  subscription = google_pubsub_subscription.probe.name
+  role         = "roles/pubsub.subscriber"
+  member       = google_service_account.fn["synthetic_probe"].member
+}

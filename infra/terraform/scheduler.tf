@@ -18,6 +18,12 @@ locals {
       schedule = "0 3 * * *"
       deadline = "1800s"
     }
+    # Runbook: runbooks/synthetic-probe.md. The probe waits up to PROBE_TIMEOUT_SECONDS.
+    synthetic_probe = {
+      job      = "billing-synthetic-probe"
+      schedule = "*/5 * * * *"
+      deadline = "180s"
+    }
   }
 }
 

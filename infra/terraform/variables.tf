@@ -138,3 +138,9 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "probe_latency_threshold_ms" {
+  description = "Synthetic probe end-to-end latency (webhook post to entitlement message) above which the probe alert fires."
+  type        = number
+  default     = 60000
+}

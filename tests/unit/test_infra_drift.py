@@ -22,6 +22,7 @@ from functions import config
 from functions.config import (
     CheckoutSettings,
     CommonSettings,
+    ProbeSettings,
     ReadApiSettings,
     StripeApiSettings,
     SubscriberSettings,
@@ -53,6 +54,7 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
         "create_portal_session": api,
         "change_subscription": api,
         "entitlements_api": (ReadApiSettings, AuthSettings),
+        "synthetic_probe": (ProbeSettings,),
     }
 
 
@@ -64,6 +66,7 @@ RUNBOOKS = {
     "webhook-5xx.md",
     "relay-lag.md",
     "anomalies.md",
+    "synthetic-probe.md",
 }
 
 PUBSUB_MAX_MESSAGE_BYTES = 10_000_000
@@ -187,6 +190,7 @@ def test_topic_names_match_config(tf: Terraform) -> None:
     assert {tf.resolve(b["name"]) for b in subs.values()} == {
         config.DEFAULT_STRIPE_EVENTS_SUBSCRIPTION,
         config.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+        config.DEFAULT_PROBE_SUBSCRIPTION,
     }
 
 
@@ -212,6 +216,8 @@ def test_terraform_topology_matches_local_topology(tf: Terraform) -> None:
             name
         )
         assert body["ack_deadline_seconds"] == want.ack_deadline_seconds, name
+        tf_filter = body.get("filter")
+        assert (tf_filter.replace('\\"', '"') if tf_filter else None) == want.filter, name
         # Same delivery path in both places: push to the subscriber, or pull.
         assert (_block(body, "push_config") is not None) == (want.push_endpoint is not None), name
 
@@ -369,7 +375,7 @@ def test_only_the_webhook_is_public(tf: Terraform) -> None:
 
 def test_scheduled_functions_are_invoked_by_the_scheduler_only(tf: Terraform) -> None:
     scheduled = set(tf.locals["scheduled"])
-    assert scheduled == {"relay_sweep", "reevaluate_due", "reconcile_all"}
+    assert scheduled == {"relay_sweep", "reevaluate_due", "reconcile_all", "synthetic_probe"}
     invoker = tf.resource("google_cloud_run_v2_service_iam_member", "scheduler")
     assert invoker["for_each"] == "${local.scheduled}"
     assert invoker["member"] == "${google_service_account.scheduler.member}"
@@ -461,6 +467,7 @@ def test_log_metrics_count_lines_the_code_writes(tf: Terraform) -> None:
         "anomaly_unresolved",
         "outbox_relayed",
         "outbox_relay_failed",
+        "probe_completed",
     }
     strings, keywords = _code_log_vocabulary()
     assert messages <= strings, f"no code logs {sorted(messages - strings)}"

@@ -45,7 +45,17 @@ def test_topology_routes_and_dead_letters_from_config_names() -> None:
         "stripe-events-dead-letter",
     ]
     subs = {s.name: s for s in topo.subscriptions}
-    assert set(subs) == {"stripe-events-subscriber", "stripe-events-dead-letter-ops"}
+    assert set(subs) == {
+        "stripe-events-subscriber",
+        "stripe-events-dead-letter-ops",
+        "entitlement-changed-probe",
+    }
+    probe = subs["entitlement-changed-probe"]
+    assert (probe.topic, probe.push_endpoint, probe.filter) == (
+        "entitlement-changed",
+        None,
+        'attributes.synthetic = "true"',
+    )
     push = subs["stripe-events-subscriber"]
     assert (push.topic, push.push_endpoint, push.enable_message_ordering) == (
         "custom-events",

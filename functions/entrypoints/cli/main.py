@@ -28,11 +28,13 @@ def cli() -> None:
 from functions.entrypoints.cli.account import account  # noqa: E402
 from functions.entrypoints.cli.catalog import catalog  # noqa: E402
 from functions.entrypoints.cli.dlq import dlq  # noqa: E402
+from functions.entrypoints.cli.probe import probe  # noqa: E402
 from functions.entrypoints.cli.reconcile import reconcile  # noqa: E402
 from functions.entrypoints.cli.relay import relay  # noqa: E402
 
 cli.add_command(account)
 cli.add_command(catalog)
 cli.add_command(dlq)
+cli.add_command(probe)
 cli.add_command(reconcile)
 cli.add_command(relay)
