@@ -19,6 +19,7 @@ from functions.adapters.google_errors import document_id, google_call
 from functions.errors import InvalidPayload, TransientError, Unstorable
 from functions.services.admission import admit
 from functions.services.apply import Applier
+from functions.services.reconcile import ReconcileService
 from functions.services.relay import OutboxRelay
 from functions.services.subscriber import IncomingMessage, Outcome, Subscriber
 from infra.local.scenarios import SEAT, START, TEAM, subscription_event
@@ -29,8 +30,10 @@ from statemachine import decide, reconcile
 from statemachine.decision import Policy
 from statemachine.ordering import MAX_CLOCK_SKEW_SECONDS, implausible_created
 from tests.support.fake_accounts import FakeAccountStore
+from tests.support.fake_audit import FakeAuditLog
 from tests.support.fake_publisher import FakePublisher
 from tests.support.fake_repository import FakeRepository
+from tests.support.fake_stripe_gateway import FakeStripeGateway
 
 DLQ = "dead-letters"
 NOW = START + 3_600  # the subscriber's clock in these tests
@@ -297,6 +300,38 @@ def test_row8_the_second_customer_naming_a_linked_account_is_an_anomaly() -> Non
     assert link is not None and link.customer_id == "cus_first"
     # No entitlement message ever names the account for the second customer.
     assert [m for m in pub.messages if m.attributes.get("customer_id") == "cus_second"] == []
+
+
+def test_row8_the_anomaly_job_keeps_reporting_a_taken_account_and_never_hands_it_over() -> None:
+    repo, pub = FakeRepository(), FakePublisher()
+    subscriber = make(repo, pub)
+    for customer, sub_id in (("cus_first", "sub_first"), ("cus_second", "sub_second")):
+        raw = sub_event(START, customer_id=customer, sub_id=sub_id)
+        raw["id"] = f"evt_{customer}"
+        raw["data"]["object"]["metadata"] = {"account_id": "acct_shared"}
+        subscriber.handle(IncomingMessage(json.dumps(raw).encode()))
+    gateway = FakeStripeGateway()
+    truth = sub_event(START, customer_id="cus_second", sub_id="sub_second")["data"]["object"]
+    truth["metadata"] = {"account_id": "acct_shared"}
+    gateway.subscriptions["sub_second"] = truth
+    service = ReconcileService(
+        subscriber.applier,
+        gateway,
+        POLICY,
+        audit=FakeAuditLog(),
+        publisher=pub,
+        events_topic="events",
+        clock=lambda: NOW,
+    )
+
+    # Stripe's truth names the account too: reconcile cannot resolve it, so each run
+    # reports it (the line that pages on-call), the duplicate second run included.
+    runs = [service.reconcile_anomalies(), service.reconcile_anomalies()]
+
+    assert [(r["checked"], r["unresolved"]) for r in runs] == [(1, 1), (1, 1)]
+    assert repo.customer_for_account("acct_shared") == "cus_first"
+    record = repo.records["cus_second"]
+    assert record.account_id is None and {a.code for a in record.anomalies} == {"account_taken"}
 
 
 def test_row8_the_same_customer_naming_its_own_account_again_is_no_anomaly() -> None:
