@@ -113,6 +113,24 @@ def test_row1_unstorable_account_id_in_metadata_is_dead_lettered_at_once(account
     assert_dead_lettered_at_once(outcome, repo, pub, "account id")
 
 
+@pytest.mark.parametrize("field", ["client_reference_id", "metadata"])
+def test_row1_a_checkout_naming_an_unstorable_account_is_dead_lettered_at_once(
+    field: str,
+) -> None:
+    session: dict[str, Any] = {"id": "cs_1", "object": "checkout.session", "customer": "cus_1"}
+    session[field] = {"account_id": "acct/evil"} if field == "metadata" else "acct/evil"
+    event = {
+        "id": "evt_cs",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": START,
+        "livemode": False,
+        "data": {"object": session},
+    }
+    outcome, repo, pub = deliver(event)
+    assert_dead_lettered_at_once(outcome, repo, pub, "account id")
+
+
 def test_row1_unstorable_subscription_id_is_dead_lettered_at_once() -> None:
     outcome, repo, pub = deliver(sub_event(sub_id="sub_a/b"))
     assert_dead_lettered_at_once(outcome, repo, pub, "id")
