@@ -33,7 +33,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
 def _expired_transaction(exc: gexc.InvalidArgument) -> bool:
     # Firestore answers INVALID_ARGUMENT for a transaction that outlived its lease
     # ("The referenced transaction has expired or is no longer valid"): a new one passes.
-    return "transaction" in str(exc.message).lower()
+    # Only that one: "Transaction too big" is also INVALID_ARGUMENT, and is permanent.
+    text = str(exc.message).lower()
+    return "transaction" in text and ("expired" in text or "no longer valid" in text)
 
 
 @contextmanager

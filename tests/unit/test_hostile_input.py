@@ -166,6 +166,8 @@ def test_row1_firestore_invalid_argument_is_permanent_not_transient() -> None:
     expired = "The referenced transaction has expired or is no longer valid."
     with pytest.raises(TransientError), google_call("firestore transaction"):
         raise gexc.InvalidArgument(expired)
+    with pytest.raises(Unstorable), google_call("firestore transaction"):
+        raise gexc.InvalidArgument("Transaction too big. Decrease transaction size.")
 
 
 def test_row1_account_store_refuses_unstorable_ids_and_writes_nothing() -> None:
