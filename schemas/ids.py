@@ -8,10 +8,13 @@ can never succeed, so it is refused at the boundary (a PermanentError, dead-lett
 once) rather than found out by a write that is then retried.
 
 Stripe ids are a type prefix, an underscore and letters and digits (`cus_NffrFeUfNV2Hib`,
-`evt_1NG8Du2eZvKYlo2CUI79vXWy`; test fixtures and Stripe's own test objects use further
-underscores). Stripe may lengthen ids and says so, so the bound is generous: 255
-characters, the length Stripe asks integrations to store. Any id of this shape is also a
-valid Firestore id.
+`evt_1NG8Du2eZvKYlo2CUI79vXWy`; test fixtures and some of Stripe's own ids use further
+underscores). Stripe documents no length (its OpenAPI spec types ids as strings of up to
+5,000 characters, real ones are under 40) and counts changing an id's length or format,
+prefix included, as backwards-compatible. So the bound is our choice and generous: 255
+characters, `[A-Za-z0-9_]` after the prefix. Should Stripe ever send an id outside it,
+the event is parked in the dead-letter queue with the reason, not lost: widen the rule
+and replay. Any id of this shape is also a valid Firestore id.
 
 Account ids are ours (checkout writes them into the Stripe customer's and subscription's
 metadata and the session's `client_reference_id`): a letter or digit, then up to 127
