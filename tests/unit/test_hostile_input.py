@@ -133,7 +133,7 @@ def test_row1_a_checkout_naming_an_unstorable_account_is_dead_lettered_at_once(
 
 def test_row1_unstorable_subscription_id_is_dead_lettered_at_once() -> None:
     outcome, repo, pub = deliver(sub_event(sub_id="sub_a/b"))
-    assert_dead_lettered_at_once(outcome, repo, pub, "id")
+    assert_dead_lettered_at_once(outcome, repo, pub, "Subscription invalid: id: String should")
 
 
 def test_row1_a_10kb_event_id_still_gets_a_failure_record() -> None:
@@ -147,7 +147,7 @@ def test_row1_a_10kb_event_id_still_gets_a_failure_record() -> None:
     # The key is what billing-ops finds the failure by, and fits a Pub/Sub attribute.
     key = attributes[events.FAILURE_KEY]
     assert len(key.encode()) <= 200 and firestore_id_problem(key) is None
-    assert repo.get_failure(key) == failure and "id" in failure.reason
+    assert repo.get_failure(key) == failure and "StripeEvent invalid: id:" in failure.reason
 
 
 def test_row1_storable_key_keeps_short_ids_and_hashes_the_rest() -> None:
