@@ -1,4 +1,4 @@
-"""Issue 17 rows 1, 6, 7 and 8 through the real subscriber on the emulators.
+"""Issue 17 rows 1, 6, 7, 8 and 9 through the real subscriber on the emulators.
 
 Real FirestoreRepository and PubSubPublisher, the dead letters pulled from the ops
 subscription as `billing-ops dlq` would. Each input that can never succeed must be
@@ -23,7 +23,7 @@ from functions.adapters.google_errors import google_call
 from functions.config import CommonSettings
 from functions.errors import Unstorable
 from functions.services.subscriber import IncomingMessage, Subscriber
-from infra.local.scenarios import START, TEAM, subscription_event
+from infra.local.scenarios import SEAT, START, TEAM, subscription_event
 from schemas.ids import storable_key
 from tests.integration.subscriber_support import (
     entitlements,
@@ -201,3 +201,23 @@ def test_row1_failure_key_of_a_long_event_id_is_found_again(
     assert key == storable_key(raw["id"]) != raw["id"]
     failure = FirestoreRepository(project).get_failure(raw["id"])
     assert failure is not None and failure.event_id == key
+
+
+def test_row9_absurd_seat_quantities_are_dead_lettered_never_applied(
+    world: tuple[str, CommonSettings, Subscriber],
+) -> None:
+    project, settings, subscriber = world
+    inputs = []
+    for n, quantity in enumerate((-5, 10**12)):
+        raw = event(customer_id=f"cus_seats{n}", prices={TEAM: 1, SEAT: 1})
+        for item in raw["data"]["object"]["items"]["data"]:
+            if item["price"]["lookup_key"] == SEAT:
+                item["quantity"] = quantity
+        inputs.append(raw)
+
+    assert [subscriber.handle(message(raw)).decision for raw in inputs] == ["dead_lettered"] * 2
+
+    got = dead_letters(project, settings, 2)
+    assert all("quantity" in d.attributes[events.DEAD_LETTER_REASON] for d in got)
+    assert FirestoreRepository(project).list_customers() == []
+    assert entitlements(project) == []
