@@ -48,6 +48,13 @@ class InvalidPayload(PermanentError):
     reason_code = "invalid_payload"
 
 
+class Unstorable(PermanentError):
+    """Firestore refuses the key or the request (InvalidArgument): the same write would be
+    refused again, so it is never retried."""
+
+    reason_code = "unstorable"
+
+
 class NotFound(PermanentError):
     """A resource we were configured or asked to use does not exist."""
 

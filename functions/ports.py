@@ -30,7 +30,7 @@ from schemas.documents import (
     OutboxEntry,
 )
 from schemas.stripe import customer_id_of
-from statemachine import entitlement_message
+from statemachine import account_taken, entitlement_message
 from statemachine.decision import Decision
 
 Source = Literal["webhook", "replay", "catch_up", "reconcile", "override", "reevaluate"]
@@ -80,6 +80,19 @@ def history_entry(op: Operation, before: BillingRecord, decision: Decision) -> H
         at=op.at,
         source=op.source,
     )
+
+
+def first_link_wins(
+    op: Operation, current: BillingRecord, decision: Decision, owner: str | None
+) -> Decision:
+    """What to commit when `decision` links its account and `owner` holds that link.
+
+    Every adapter reads the link in the same transaction as the record and calls this:
+    a link another customer holds stays theirs and the decision becomes an anomaly.
+    """
+    if owner is None or owner == op.customer_id:
+        return decision
+    return account_taken(current, decision, owner, op.at, (op.op_id, op.op_type))
 
 
 def outbox_entry(op: Operation, record: BillingRecord) -> OutboxEntry:

@@ -6,6 +6,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.entitlements import Limits
 
+# The most units of one subscription item we accept from Stripe (seats, add-ons). Stripe
+# itself refuses negative quantities but lets an integration or a dashboard user set any
+# size; we sell at most 500 extra seats through checkout and Business includes 25, so
+# 10,000 is far beyond a real customer while far below where a seat limit stops meaning
+# anything. An item outside 0..10,000 is refused (the event is dead-lettered with its
+# reason), never turned into limits. 0 is allowed: Stripe keeps 0-quantity items.
+MAX_ITEM_QUANTITY = 10_000
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.catalog import Catalog
-
-ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
+from schemas.ids import ACCOUNT_ID_PATTERN
 
 
 def _catalog(info: ValidationInfo) -> Catalog:

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.stripe import SubscriptionStatus
+from schemas.status import SubscriptionStatus
 
 SCHEMA_VERSION: Final = "1"
 # Message attribute set to "true" on the synthetic probe's messages (a customer who is not

@@ -12,16 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SubscriptionStatus = Literal[
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "unpaid",
-    "canceled",
-    "paused",
-]
+from schemas import ids
+from schemas.catalog import MAX_ITEM_QUANTITY
+from schemas.ids import (
+    SUBSCRIPTION_ID_PATTERN,
+    account_id_problem,
+    customer_id_problem,
+)
+from schemas.status import SubscriptionStatus
 
 
 class _Tolerant(BaseModel):
@@ -39,7 +37,38 @@ def _id_of(value: object) -> str | None:
 
 
 # Stripe's event ids; the webhook and the subscriber both hold an envelope to this.
-EVENT_ID_PATTERN = r"^evt_[A-Za-z0-9_]+$"
+EVENT_ID_PATTERN = ids.EVENT_ID_PATTERN
+
+
+def _customer(value: str | None) -> str | None:
+    problem = None if value is None else customer_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _account(value: str | None) -> str | None:
+    problem = None if value is None else account_id_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _metadata_account(metadata: dict[str, str]) -> dict[str, str]:
+    # The domain links the account a subscription or session names: it becomes a key.
+    _account(metadata.get("account_id"))
+    return metadata
+
+
+def customer_ref(obj: Any) -> object:
+    """What an event's `data.object` names as its customer, unchecked: itself for a
+    customer, else `customer` (an id, an expanded object's id, or whatever was sent)."""
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("object") == "customer":
+        return obj.get("id")
+    ref = obj.get("customer")
+    return ref.get("id") if isinstance(ref, dict) else ref
 
 
 def customer_id_of(obj: Any) -> str | None:
@@ -65,7 +94,8 @@ class Price(_Tolerant):
 class SubscriptionItem(_Tolerant):
     id: str
     price: Price
-    quantity: int = 1
+    # Bounded where the catalog is (schemas/catalog.py): -5 or 10**12 seats is refused.
+    quantity: int = Field(default=1, ge=0, le=MAX_ITEM_QUANTITY)
     current_period_start: int | None = None
     current_period_end: int | None = None
 
@@ -92,7 +122,7 @@ class ItemList(_Tolerant):
 
 class Subscription(_Tolerant):
     object: Literal["subscription"] = "subscription"
-    id: str
+    id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN)
     customer: str
     status: SubscriptionStatus
     created: int
@@ -110,6 +140,10 @@ class Subscription(_Tolerant):
 
     _refs = field_validator("customer", "latest_invoice", mode="before")(
         classmethod(lambda cls, v: _id_of(v))
+    )
+    _checked = field_validator("customer")(classmethod(lambda cls, v: _customer(v)))
+    _metadata_checked = field_validator("metadata")(
+        classmethod(lambda cls, v: _metadata_account(v))
     )
 
     @property
@@ -146,6 +180,7 @@ class _InvoiceFields(_Tolerant):
     _refs = field_validator("customer", "subscription", mode="before")(
         classmethod(lambda cls, v: _id_of(v))
     )
+    _checked = field_validator("customer")(classmethod(lambda cls, v: _customer(v)))
 
     @property
     def subscription_id(self) -> str | None:
@@ -177,6 +212,13 @@ class CheckoutSession(_Tolerant):
 
     _refs = field_validator("customer", "subscription", mode="before")(
         classmethod(lambda cls, v: _id_of(v))
+    )
+    _checked = field_validator("customer")(classmethod(lambda cls, v: _customer(v)))
+    _reference_checked = field_validator("client_reference_id")(
+        classmethod(lambda cls, v: _account(v))
+    )
+    _metadata_checked = field_validator("metadata")(
+        classmethod(lambda cls, v: _metadata_account(v))
     )
 
 

@@ -16,7 +16,7 @@ from schemas.stripe import CheckoutSession, Invoice, StripeEvent, Subscription, 
 from statemachine import entitlements, states
 from statemachine.decision import Decision, Policy, Transition
 from statemachine.machine import MachineError, fire, trigger_for
-from statemachine.ordering import judge_invoice, judge_subscription
+from statemachine.ordering import clamp_to_present, judge_invoice, judge_subscription
 
 MAX_EVENT_IDS = 50
 MAX_ANOMALIES = 20
@@ -109,15 +109,16 @@ def _finish(
 
 
 def _anomaly(
-    record: BillingRecord, code: str, detail: str, at: int, event: StripeEvent | None = None
+    record: BillingRecord,
+    code: str,
+    detail: str,
+    at: int,
+    event: StripeEvent | None = None,
+    *,
+    cause: tuple[str, str] | None = None,  # (id, type) of a cause that is not an event
 ) -> Decision:
-    anomaly = Anomaly(
-        code=code,
-        detail=detail,
-        event_id=event.id if event else None,
-        event_type=event.type if event else None,
-        at=at,
-    )
+    event_id, event_type = (event.id, event.type) if event else cause or (None, None)
+    anomaly = Anomaly(code=code, detail=detail, event_id=event_id, event_type=event_type, at=at)
     record.anomalies = [*record.anomalies, anomaly][-MAX_ANOMALIES:]
     if record.anomaly_open_since is None:
         record.anomaly_open_since = at
@@ -304,6 +305,27 @@ def _clear_streak(rec: BillingRecord) -> None:
     rec.payment_action_required = False
 
 
+def account_taken(
+    current: BillingRecord, decision: Decision, owner: str, at: int, cause: tuple[str, str]
+) -> Decision:
+    """`decision` would link its record to an account `owner` is already linked to.
+
+    Account links are first-writer-wins: a second customer naming a linked account is
+    never a takeover (portal and plan changes for the account keep acting on `owner`,
+    downstream never sees the account on this customer's messages). Like every anomaly,
+    nothing of the decision is applied: the record only gains the anomaly and the event
+    id, and on-call decides whom the account belongs to (runbooks/anomalies.md).
+    """
+    rec = current.model_copy(deep=True)
+    rec.recent_event_ids = list(decision.record.recent_event_ids)
+    claimed = decision.record.account_id
+    detail = (
+        f"{rec.customer_id} names account {claimed}, which is linked to {owner}; "
+        "the first link stands"
+    )
+    return _anomaly(rec, "account_taken", detail, at, cause=cause)
+
+
 def reconcile(
     record: BillingRecord, subscription: Subscription | None, now: int, policy: Policy
 ) -> Decision:
@@ -316,6 +338,7 @@ def reconcile(
     """
     before = record
     rec = record.model_copy(deep=True)
+    _lower_future(rec, now)
     source = rec.status
     if subscription is None:
         target = source if source in ("none", *states.TERMINAL) else "canceled"
@@ -335,7 +358,8 @@ def reconcile(
     rec.anomalies = []
     rec.anomaly_open_since = None
     decision = _finish(
-        before,
+        # Evaluated from the lowered time, not from a future the record was pushed to.
+        before.model_copy(update={"updated_at": rec.updated_at}),
         rec,
         now,
         policy,
@@ -343,9 +367,25 @@ def reconcile(
         reason="reconciled with Stripe",
         transition=Transition(trigger="reconcile", source=source, dest=target),
     )
-    if decision.entitlements_changed or rec.status != source or before.anomalies:
+    lowered = _watermark_lowered(before, rec)
+    if decision.entitlements_changed or rec.status != source or before.anomalies or lowered:
         return decision
     return Decision(kind="noop", record=rec, reason="already matches Stripe")
+
+
+def _lower_future(rec: BillingRecord, now: int) -> None:
+    """Bring times an implausible event pushed past the present back to `now`."""
+    if rec.watermark is not None:
+        created = clamp_to_present(rec.watermark.created, now)
+        rec.watermark = rec.watermark.model_copy(update={"created": created})
+    rec.updated_at = clamp_to_present(rec.updated_at, now)
+
+
+def _watermark_lowered(before: BillingRecord, after: BillingRecord) -> bool:
+    # A watermark in the future is worth a write even when nothing else changed.
+    if before.watermark is None or after.watermark is None:
+        return False
+    return after.watermark.created < before.watermark.created
 
 
 def reevaluate(record: BillingRecord, now: int, policy: Policy) -> Decision:

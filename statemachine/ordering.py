@@ -31,6 +31,13 @@ newest applied subscription snapshot, its status and period end. A subscription 
    apply, an earlier one -> stale. Otherwise -> anomaly (never guess): the reconcile path
    reads the subscription from Stripe and applies that.
 
+`created` is also bounded by the present: an event may be at most
+MAX_CLOCK_SKEW_SECONDS ahead of our clock (`implausible_created`, applied by the
+subscriber before anything is written, with its own clock passed in). An event from the
+year 2100 would otherwise become the watermark and make every real update "stale". A
+watermark already in the future (written before this rule) is lowered by reconcile
+(`clamp_to_present`), which reads Stripe's current truth.
+
 Invoice events only update dunning facts (when the payment failed, which invoice,
 whether the customer must confirm a payment); they never move the status, which comes
 only from subscription snapshots. An invoice of another subscription, or a failure or
@@ -48,6 +55,37 @@ from statemachine.entitlements import items_of
 from statemachine.states import TERMINAL
 
 VerdictKind = Literal["apply", "stale", "noop", "anomaly"]
+
+# How far ahead of our clock an event's `created` may be. Stripe creates an event before
+# it signs a delivery of it, and the webhook refuses a signature timestamp more than
+# WEBHOOK_TOLERANCE_SECONDS (300 s) away from its clock, so a genuine event is never
+# more than that ahead; the subscriber sees it later still. Stripe test clocks date
+# their events at the clock's frozen time: a test clock ahead of the present is refused
+# the same way (test mode only; replay the dead letters once the present has caught up).
+MAX_CLOCK_SKEW_SECONDS = 300
+
+
+def implausible_created(created: int, now: float) -> str | None:
+    """Why `created` can never be applied at `now` (it would pass the present), or None."""
+    ahead = created - int(now)
+    if ahead > MAX_CLOCK_SKEW_SECONDS:
+        return (
+            f"created {created} is {ahead} s ahead of our clock "
+            f"(at most {MAX_CLOCK_SKEW_SECONDS} s allowed)"
+        )
+    return None
+
+
+def clamp_to_present(at: int, now: int) -> int:
+    """`at`, or `now` when `at` is past the present plus the skew.
+
+    Reconcile applies this to the watermark and to the time the record was last
+    evaluated at: a time beyond the skew came from an implausible event and would make
+    every later real update stale (and every evaluation happen in that future). Within
+    the skew it is kept: a watermark never goes backwards, or an older event could later
+    override what reconcile read.
+    """
+    return now if at > now + MAX_CLOCK_SKEW_SECONDS else at
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from functions.adapters.firestore_client import TIMEOUT, FirestoreAdapter
-from functions.adapters.google_errors import google_call
+from functions.adapters.google_errors import document_id, google_call
 from functions.errors import TransientError
 from schemas.documents import AccountLink
 
@@ -22,7 +22,7 @@ ACCOUNTS = "accounts"
 
 class FirestoreAccountStore(FirestoreAdapter):
     def _doc(self, account_id: str) -> Any:
-        return self._client().collection(ACCOUNTS).document(account_id)
+        return self._client().collection(ACCOUNTS).document(document_id(account_id))
 
     def get(self, account_id: str) -> AccountLink | None:
         with google_call("firestore get account"):

@@ -11,11 +11,12 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters.firestore_client import TIMEOUT, FirestoreAdapter
-from functions.adapters.google_errors import google_call
+from functions.adapters.google_errors import document_id, google_call
 from functions.ports import (
     ApplyResult,
     DecideFn,
     Operation,
+    first_link_wins,
     history_entry,
     outbox_entry,
 )
@@ -27,6 +28,7 @@ from schemas.documents import (
     OutboxEntry,
     ProcessedEvent,
 )
+from schemas.ids import storable_key
 
 CUSTOMERS = "customers"
 HISTORY = "history"
@@ -41,24 +43,17 @@ def _dump(model: Any) -> dict[str, Any]:
     return data
 
 
-def _link(record: BillingRecord, at: int, prior_snap: Any) -> AccountLink:
-    """The account link the record now names, keeping whether the trial was used."""
-    prior = (prior_snap.to_dict() if prior_snap is not None and prior_snap.exists else None) or {}
-    return AccountLink(
-        account_id=record.account_id or "",
-        customer_id=record.customer_id,
-        linked_at=at,
-        trial_used=bool(prior.get("trial_used", False)),
-    )
+def _prior_link(snap: Any) -> AccountLink | None:
+    return AccountLink.model_validate(snap.to_dict()) if snap.exists else None
 
 
 class FirestoreRepository(FirestoreAdapter):
     def _customer(self, customer_id: str) -> Any:
-        return self._client().collection(CUSTOMERS).document(customer_id)
+        return self._client().collection(CUSTOMERS).document(document_id(customer_id))
 
     def apply(self, op: Operation, decide: DecideFn | None, *, marker_ttl_days: int) -> ApplyResult:
         db = self._client()
-        marker_ref = db.collection(PROCESSED).document(op.op_id)
+        marker_ref = db.collection(PROCESSED).document(document_id(op.op_id))
         expire_at = datetime.now(UTC) + timedelta(days=marker_ttl_days)
 
         @firestore.transactional
@@ -88,6 +83,7 @@ class FirestoreRepository(FirestoreAdapter):
         expire_at: datetime,
     ) -> ApplyResult:
         # All reads come before all writes: Firestore transactions require it.
+        db = self._client()
         cust_ref = self._customer(op.customer_id or "")
         # Marker and record in one round trip; get_all yields in no particular order.
         snaps = {s.reference.path: s for s in txn.get_all([marker_ref, cust_ref], timeout=TIMEOUT)}
@@ -100,11 +96,12 @@ class FirestoreRepository(FirestoreAdapter):
             else BillingRecord(customer_id=cust_ref.id)
         )
         decision = decide(current)
+        link_ref = prior = None
+        if decision.record.account_id and decision.record.account_id != current.account_id:
+            link_ref = db.collection(ACCOUNTS).document(document_id(decision.record.account_id))
+            prior = _prior_link(link_ref.get(transaction=txn, timeout=TIMEOUT))
+            decision = first_link_wins(op, current, decision, prior.customer_id if prior else None)
         new = decision.record
-        link_ref = link_snap = None
-        if new.account_id and new.account_id != current.account_id:
-            link_ref = self._client().collection(ACCOUNTS).document(new.account_id)
-            link_snap = link_ref.get(transaction=txn, timeout=TIMEOUT)
         backlog_free = self._newest_entry_sent(txn, cust_ref, current.version)
 
         txn.create(marker_ref, self._marker(op, decision.kind, expire_at))
@@ -118,8 +115,12 @@ class FirestoreRepository(FirestoreAdapter):
             entry = outbox_entry(op, new)
             txn.create(cust_ref.collection(OUTBOX).document(f"{new.version:012d}"), _dump(entry))
             written = (entry,)
-        if link_ref is not None:
-            txn.set(link_ref, _dump(_link(new, op.at, link_snap)))
+        if link_ref is not None and prior is None:
+            # First writer wins: an existing link (checkout's, or this customer's) is kept.
+            link = AccountLink(
+                account_id=new.account_id or "", customer_id=new.customer_id, linked_at=op.at
+            )
+            txn.create(link_ref, _dump(link))
         return ApplyResult(
             duplicate=False, decision=decision, pending=written if backlog_free else None
         )
@@ -159,7 +160,7 @@ class FirestoreRepository(FirestoreAdapter):
 
     def customer_for_account(self, account_id: str) -> str | None:
         with google_call("firestore get account"):
-            data = self._read(self._client().collection(ACCOUNTS).document(account_id))
+            data = self._read(self._client().collection(ACCOUNTS).document(document_id(account_id)))
         return AccountLink.model_validate(data).customer_id if data is not None else None
 
     def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
@@ -172,7 +173,7 @@ class FirestoreRepository(FirestoreAdapter):
 
     def customers_for_accounts(self, account_ids: Sequence[str]) -> dict[str, str]:
         accounts = self._client().collection(ACCOUNTS)
-        refs = [accounts.document(a) for a in dict.fromkeys(account_ids)]
+        refs = [accounts.document(document_id(a)) for a in dict.fromkeys(account_ids)]
         if not refs:
             return {}
         with google_call("firestore get accounts"):
@@ -235,12 +236,14 @@ class FirestoreRepository(FirestoreAdapter):
 
     def is_processed(self, event_id: str) -> bool:
         with google_call("firestore get marker"):
-            snap = self._client().collection(PROCESSED).document(event_id).get(timeout=TIMEOUT)
+            ref = self._client().collection(PROCESSED).document(document_id(event_id))
+            snap = ref.get(timeout=TIMEOUT)
         return bool(snap.exists)
 
     def record_failure(self, failure: FailureRecord) -> FailureRecord:
         db = self._client()
-        ref = db.collection(FAILURES).document(failure.event_id)
+        # Always writable: a key Firestore would refuse (10 KB, a '/') is hashed.
+        ref = db.collection(FAILURES).document(storable_key(failure.event_id))
 
         @firestore.transactional
         def run(txn: firestore.Transaction) -> FailureRecord:
@@ -264,7 +267,8 @@ class FirestoreRepository(FirestoreAdapter):
 
     def get_failure(self, event_id: str) -> FailureRecord | None:
         with google_call("firestore get failure"):
-            snap = self._client().collection(FAILURES).document(event_id).get(timeout=TIMEOUT)
+            ref = self._client().collection(FAILURES).document(storable_key(event_id))
+            snap = ref.get(timeout=TIMEOUT)
         return FailureRecord.model_validate(snap.to_dict()) if snap.exists else None
 
     def list_failures(self, limit: int = 100) -> list[FailureRecord]:

@@ -82,6 +82,9 @@ def diff_records(before: BillingRecord, after: BillingRecord) -> dict[str, tuple
         changes["items"] = (old_items, new_items)
     if (before.override is None) != (after.override is None) or before.override != after.override:
         changes["override"] = (_plain(before.override), _plain(after.override))
+    if before.watermark and after.watermark and after.watermark.created < before.watermark.created:
+        # Reconcile brought back a watermark an implausible event had pushed into the future.
+        changes["watermark_created"] = (before.watermark.created, after.watermark.created)
     if len(before.anomalies) != len(after.anomalies):
         changes["anomalies"] = (len(before.anomalies), len(after.anomalies))
     return changes

@@ -205,7 +205,9 @@ class ReconcileService:
     ) -> ReconcileOutcome:
         result = applied.result
         decision = result.decision
-        written = {"anomalies_open": _codes(decision.record)} if decision else {}
+        # A duplicate wrote nothing: what stays open is what the stored record holds (an
+        # anomaly the repository raised, such as account_taken, is not in the plan).
+        written = {"anomalies_open": _codes(decision.record if decision else record)}
         return base(
             **written,
             kind=decision.kind if decision else "duplicate",

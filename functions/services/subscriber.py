@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -23,8 +23,10 @@ from functions import stripe_events as events
 from functions.errors import InvalidPayload, PermanentError, TransientError
 from functions.log import get_logger
 from functions.ports import Operation, Publisher, new_trace_id
+from functions.services.admission import admit
 from functions.services.apply import Applier
 from schemas.documents import FailureRecord
+from schemas.ids import storable_key
 from schemas.stripe import StripeEvent
 from statemachine.decision import Policy
 
@@ -85,8 +87,13 @@ class Subscriber:
         project: str,
         dead_letter_topic: str,
         policy: Policy,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`publisher` parks messages on the dead-letter topic; `applier` does the rest."""
+        """`publisher` parks messages on the dead-letter topic; `applier` does the rest.
+
+        `clock` is the present an event's `created` is judged against (admission).
+        """
+        self._clock = clock
         self._repo = applier.repo
         self._publisher = publisher
         self._project = project
@@ -135,8 +142,7 @@ class Subscriber:
             raise InvalidPayload(_summarise(exc)) from exc
 
     def _apply(self, event: StripeEvent, message: IncomingMessage, trace_id: str | None) -> Outcome:
-        handled = statemachine.is_handled_event_type(event.type)
-        customer_id = event.customer_id if handled else None
+        customer_id = admit(event, now=self._clock())
         op = Operation(
             op_id=event.id,
             op_type=event.type,
@@ -192,7 +198,7 @@ class Subscriber:
         log: Any,
     ) -> Outcome:
         reason = str(exc)[:_MAX_REASON]
-        key = event.id if event else f"msg-{message.message_id or 'unknown'}"
+        key = storable_key(event.id if event else f"msg-{message.message_id or 'unknown'}")
         now = time.time()
         attributes = dict(message.attributes)
         attributes.update(
@@ -263,7 +269,9 @@ class Subscriber:
         try:
             self._repo.record_failure(
                 FailureRecord(
-                    event_id=event.id if event else f"msg-{message.message_id or 'unknown'}",
+                    event_id=storable_key(
+                        event.id if event else f"msg-{message.message_id or 'unknown'}"
+                    ),
                     event_type=event.type if event else None,
                     customer_id=event.customer_id if event else None,
                     reason_code="transient",

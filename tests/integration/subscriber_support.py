@@ -4,9 +4,10 @@ and a reader for what was published on entitlement-changed."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ def make_subscriber(
     settings: CommonSettings,
     repo: BillingRepository | None = None,
     publisher: Publisher | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Subscriber:
     repo_ = repo or FirestoreRepository(project)
     pub = publisher or PubSubPublisher(project)
@@ -52,6 +54,7 @@ def make_subscriber(
         project=project,
         dead_letter_topic=settings.dead_letter_topic,
         policy=Policy(),
+        clock=clock,
     )
 
 

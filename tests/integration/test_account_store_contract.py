@@ -15,10 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from functions.adapters.firestore_accounts import FirestoreAccountStore
-from functions.errors import NotFound
-from functions.ports import AccountStore
-from schemas.documents import AccountLink
+from functions.adapters.firestore_repository import FirestoreRepository
+from functions.errors import NotFound, Unstorable
+from functions.ports import AccountStore, BillingRepository, DecideFn, Operation
+from schemas.documents import AccountLink, BillingRecord
+from statemachine.decision import Decision
 from tests.support.fake_accounts import FakeAccountStore
+from tests.support.fake_repository import FakeRepository
 
 T0 = 1_700_000_000
 
@@ -108,3 +111,69 @@ def test_concurrent_first_links_agree_on_one_customer(store: AccountStore) -> No
     stored = store.get("acct_race")
     assert stored is not None and stored.customer_id in results
     assert list(results.values()) == [stored] * 5
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "__x__", "x" * 1501])
+def test_row1_ids_firestore_cannot_store_are_permanent_and_create_nothing(
+    store: AccountStore, bad: str
+) -> None:
+    with pytest.raises(Unstorable):
+        store.link(bad, "cus_1", T0)
+    with pytest.raises(Unstorable):
+        store.get(bad)
+    with pytest.raises(Unstorable):
+        store.mark_trial_used(bad)
+
+
+@pytest.fixture(params=["fake", pytest.param("firestore", marks=pytest.mark.emulator)])
+def paired(request: pytest.FixtureRequest) -> Iterator[tuple[AccountStore, BillingRepository]]:
+    """The account store and the repository over the same `accounts/` documents."""
+    if request.param == "fake":
+        repo = FakeRepository()
+        yield FakeAccountStore(links=repo.accounts), repo
+        return
+    request.getfixturevalue("emulators")
+    project = f"contract-{uuid.uuid4().hex[:10]}"
+    yield FirestoreAccountStore(project), FirestoreRepository(project)
+
+
+def _names_account(account_id: str) -> DecideFn:
+    def decide(record: BillingRecord) -> Decision:
+        new = record.model_copy(update={"account_id": account_id, "status": "active"})
+        return Decision(kind="applied", record=new, reason="event names the account")
+
+    return decide
+
+
+def _event(event_id: str, customer_id: str) -> Operation:
+    return Operation(
+        op_id=event_id, op_type="checkout.session.completed", customer_id=customer_id, at=T0
+    )
+
+
+def test_row8_checkout_links_first_and_an_event_for_another_customer_is_refused(
+    paired: tuple[AccountStore, BillingRepository],
+) -> None:
+    store, repo = paired
+    first = store.link("acct_1", "cus_first", T0)
+
+    result = repo.apply(_event("evt_2", "cus_second"), _names_account("acct_1"), marker_ttl_days=35)
+
+    assert result.decision is not None and result.decision.kind == "anomaly"
+    assert store.get("acct_1") == first
+    assert repo.customer_for_account("acct_1") == "cus_first"
+    taken = repo.get_record("cus_second")
+    assert taken is not None and taken.account_id is None
+    assert [a.code for a in taken.anomalies] == ["account_taken"]
+
+
+def test_row8_an_event_links_first_and_checkout_for_another_customer_gets_that_link(
+    paired: tuple[AccountStore, BillingRepository],
+) -> None:
+    store, repo = paired
+    repo.apply(_event("evt_1", "cus_first"), _names_account("acct_1"), marker_ttl_days=35)
+
+    later = store.link("acct_1", "cus_second", T0 + 60)
+
+    assert later.customer_id == "cus_first" and later.linked_at == T0
+    assert store.get("acct_1") == later

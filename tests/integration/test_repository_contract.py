@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from functions.adapters.firestore_repository import FirestoreRepository
+from functions.errors import Unstorable
 from functions.ports import ApplyResult, BillingRepository, Operation
 from schemas.documents import BillingRecord, FailureRecord
 from schemas.entitlements import AccessLevel, AccountMessage, Entitlements, Limits
@@ -149,6 +150,55 @@ def test_account_link_is_created_and_found(repo: BillingRepository) -> None:
     assert repo.customer_for_account("acct_9") == "cus_1"
     record = repo.get_record("cus_1")
     assert record is not None and record.account_id == "acct_9"
+
+
+def test_row8_the_first_link_wins_and_a_second_customer_gets_an_anomaly(
+    repo: BillingRepository,
+) -> None:
+    repo.apply(op("evt_1"), activate(account_id="acct_9"), marker_ttl_days=35)
+    second = repo.apply(
+        op("evt_2", customer="cus_2"), activate(account_id="acct_9"), marker_ttl_days=35
+    )
+
+    assert repo.customer_for_account("acct_9") == "cus_1"
+    assert second.decision is not None and second.decision.kind == "anomaly"
+    assert not second.decision.entitlements_changed and second.pending in (None, ())
+    taken = repo.get_record("cus_2")
+    assert taken is not None and taken.account_id is None and taken.status == "none"
+    assert [(a.code, a.event_id) for a in taken.anomalies] == [("account_taken", "evt_2")]
+    assert repo.with_open_anomalies() == ["cus_2"]
+    assert [h.decision for h in repo.history("cus_2")] == ["anomaly"]
+    assert repo.pending_outbox("cus_2") == []
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "__x__", "x" * 1501])
+def test_row1_keys_firestore_cannot_store_are_permanent_and_write_nothing(
+    repo: BillingRepository, bad: str
+) -> None:
+    with pytest.raises(Unstorable):
+        repo.apply(op("evt_1", customer=bad), activate(), marker_ttl_days=35)
+    with pytest.raises(Unstorable):
+        repo.apply(op(bad), activate(), marker_ttl_days=35)
+    with pytest.raises(Unstorable):
+        repo.apply(op("evt_2"), activate(account_id=bad), marker_ttl_days=35)
+    assert repo.list_customers() == [] and not repo.is_processed("evt_1")
+    assert not repo.is_processed("evt_2")
+
+
+@pytest.mark.parametrize("key", ["evt_" + "a" * 10_000, "msg-a/b", "..", "__x__"])
+def test_row1_a_failure_record_is_always_writable(repo: BillingRepository, key: str) -> None:
+    failure = FailureRecord(
+        event_id=key,
+        reason_code="invalid_payload",
+        reason="id too long",
+        first_failed_at=1.0,
+        last_failed_at=1.0,
+        dead_lettered=True,
+    )
+    stored = repo.record_failure(failure)
+    assert stored.event_id == key
+    assert repo.get_failure(key) == stored
+    assert [f.event_id for f in repo.list_failures()] == [key]
 
 
 def test_record_failure_counts_attempts(repo: BillingRepository) -> None:

@@ -111,7 +111,8 @@ def test_open_anomalies_are_reconciled_and_only_the_unresolvable_one_is_reported
     as anomaly_unresolved, the line that pages on-call."""
     project, settings, server = world
     runner = EmulatorRunner(project, settings, server)
-    two_live = story_k("cus_anomaly_two")
+    # Its own account: a second customer naming story k's account is account_taken.
+    two_live = story_k("cus_anomaly_two", "acct_anomaly_two")
     for step in two_live.steps:
         if isinstance(step, Deliver):
             runner.deliver(step.event)

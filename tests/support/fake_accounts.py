@@ -3,7 +3,8 @@
 It keeps the real adapter's contract (tests/integration/test_account_store_contract.py
 runs one suite against both this and FirestoreAccountStore on the emulator): an unknown
 account reads as None, the first link written wins and every later `link` returns it
-unchanged, `trial_used` survives later links, and marking the trial of an account that
+unchanged, `trial_used` survives later links, an id Firestore cannot store raises
+Unstorable (a PermanentError) before anything is written, and marking the trial of an account that
 has no link raises NotFound and creates nothing.
 
 In Firestore the repository writes the same `accounts/` documents when an event links an
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import threading
 
+from functions.adapters.google_errors import document_id
 from functions.errors import NotFound
 from schemas.documents import AccountLink
 
@@ -25,12 +27,12 @@ class FakeAccountStore:
 
     def get(self, account_id: str) -> AccountLink | None:
         with self._lock:
-            link = self.links.get(account_id)
+            link = self.links.get(document_id(account_id))
             return link.model_copy() if link else None
 
     def link(self, account_id: str, customer_id: str, now: int) -> AccountLink:
         with self._lock:
-            stored = self.links.get(account_id)
+            stored = self.links.get(document_id(account_id))
             if stored is None:
                 stored = AccountLink(account_id=account_id, customer_id=customer_id, linked_at=now)
                 self.links[account_id] = stored
@@ -38,7 +40,7 @@ class FakeAccountStore:
 
     def mark_trial_used(self, account_id: str) -> None:
         with self._lock:
-            link = self.links.get(account_id)
+            link = self.links.get(document_id(account_id))
             if link is None:
                 raise NotFound(f"mark trial: not found: no account link {account_id!r}")
             self.links[account_id] = link.model_copy(update={"trial_used": True})

@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from functions.adapters.google_errors import document_id
 from functions.ports import (
     ApplyResult,
     DecideFn,
     Operation,
+    first_link_wins,
     history_entry,
     outbox_entry,
 )
@@ -20,6 +22,7 @@ from schemas.documents import (
     HistoryEntry,
     OutboxEntry,
 )
+from schemas.ids import storable_key
 
 
 def is_due(record: BillingRecord, now: int) -> bool:
@@ -45,13 +48,20 @@ class FakeRepository:
 
     def apply(self, op: Operation, decide: DecideFn | None, *, marker_ttl_days: int) -> ApplyResult:
         with self._lock:
+            document_id(op.op_id)  # Firestore refuses the marker's key before anything else
             if op.op_id in self.markers:
                 return ApplyResult(duplicate=True, decision=None)
             if decide is None or op.customer_id is None:
                 self.markers.add(op.op_id)
                 return ApplyResult(duplicate=False, decision=None)
+            document_id(op.customer_id)
             current = self.records.get(op.customer_id) or BillingRecord(customer_id=op.customer_id)
             decision = decide(current.model_copy(deep=True))
+            claimed = decision.record.account_id
+            if claimed and claimed != current.account_id:
+                prior = self.accounts.get(document_id(claimed))
+                owner = prior.customer_id if prior else None
+                decision = first_link_wins(op, current, decision, owner)
             new = decision.record
             self.markers.add(op.op_id)
             self.records[op.customer_id] = new
@@ -65,13 +75,9 @@ class FakeRepository:
                 entry = outbox_entry(op, new)
                 self.outbox[(op.customer_id, new.version)] = entry
                 written = (entry,)
-            if new.account_id and new.account_id != current.account_id:
-                prior = self.accounts.get(new.account_id)
+            if new.account_id and new.account_id not in self.accounts:
                 self.accounts[new.account_id] = AccountLink(
-                    account_id=new.account_id,
-                    customer_id=op.customer_id,
-                    linked_at=op.at,
-                    trial_used=prior.trial_used if prior else False,
+                    account_id=new.account_id, customer_id=op.customer_id, linked_at=op.at
                 )
             return ApplyResult(
                 duplicate=False,
@@ -83,7 +89,7 @@ class FakeRepository:
         return self.records.get(customer_id)
 
     def customer_for_account(self, account_id: str) -> str | None:
-        link = self.accounts.get(account_id)
+        link = self.accounts.get(document_id(account_id))
         return link.customer_id if link else None
 
     def get_records(self, customer_ids: Sequence[str]) -> dict[str, BillingRecord]:
@@ -116,7 +122,8 @@ class FakeRepository:
         return event_id in self.markers
 
     def record_failure(self, failure: FailureRecord) -> FailureRecord:
-        prior = self.failures.get(failure.event_id)
+        key = storable_key(failure.event_id)
+        prior = self.failures.get(key)
         stored = failure
         if prior:
             stored = failure.model_copy(
@@ -126,11 +133,11 @@ class FakeRepository:
                     "dead_lettered": prior.dead_lettered or failure.dead_lettered,
                 }
             )
-        self.failures[failure.event_id] = stored
+        self.failures[key] = stored
         return stored
 
     def get_failure(self, event_id: str) -> FailureRecord | None:
-        return self.failures.get(event_id)
+        return self.failures.get(storable_key(event_id))
 
     def list_failures(self, limit: int = 100) -> list[FailureRecord]:
         return sorted(self.failures.values(), key=lambda f: f.last_failed_at, reverse=True)[:limit]

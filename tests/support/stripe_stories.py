@@ -450,10 +450,10 @@ def story_j(customer_id: str = "cus_storyj") -> Story:
     )
 
 
-def story_k(customer_id: str = "cus_storyk") -> Story:
+def story_k(customer_id: str = "cus_storyk", account_id: str = "acct_k") -> Story:
     """Two paid live subscriptions: access is that of the better one (stated rule), once
     the anomaly the second one raises is reconciled."""
-    b = _Builder(customer_id, "acct_k", START, legacy=False)
+    b = _Builder(customer_id, account_id, START, legacy=False)
     b.start_active({TEAM: 1})
     team = copy.deepcopy(b.sub)
     b.at(START + 5 * DAY)
