@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import flask
@@ -107,14 +108,22 @@ class _BoundedInput:
         return self._budget if size is None or size < 0 else min(size, self._budget)
 
     def read(self, size: int | None = -1) -> bytes:
-        want = self._take(size)
-        data = self._inner.read(want) if want > 0 else b""
-        self._budget -= len(data)
-        return data
+        return self._through(self._inner.read, size)
 
     def readline(self, size: int | None = -1) -> bytes:
+        return self._through(self._inner.readline, size)
+
+    def _through(self, read: Callable[[int], bytes], size: int | None) -> bytes:
         want = self._take(size)
-        data = self._inner.readline(want) if want > 0 else b""
+        if want <= 0:
+            return b""
+        try:
+            data = read(want)
+        except Exception:
+            # A read that failed (deadline passed, sender gone) ends the stream: the
+            # framework's drain after our answer must not fail the request again.
+            self._budget = 0
+            raise
         self._budget -= len(data)
         return data
 

@@ -89,10 +89,12 @@ def start_function(
     timeout: float = 60.0,
 ) -> RunningFunction:
     log_path = log_path or Path(tempfile.mkstemp(prefix=f"{target}-", suffix=".log")[1])
+    # functions-framework's app and gunicorn settings, with a per-request read deadline
+    # (infra/local/serve.py says why and what stands in for it in production).
     cmd = [
         sys.executable,
         "-m",
-        "functions_framework",
+        "infra.local.serve",
         "--source",
         str(source),
         "--target",
