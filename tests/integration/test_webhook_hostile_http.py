@@ -8,6 +8,7 @@ or trickled a byte a second.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -277,3 +278,47 @@ def test_row3_the_stock_launcher_is_starved_by_the_same_senders(
     finally:
         os.killpg(proc.pid, 9)
         proc.wait(timeout=10)
+
+
+def _posted(fn: RunningFunction, body: bytes) -> requests.Response:
+    return requests.post(fn.url, data=body, headers=signed_headers(body, [SECRET]), timeout=30)
+
+
+def test_row4_and_row11_signed_hostile_envelopes_get_400s_on_the_real_server(
+    project: ProvisionedProject, webhook: RunningFunction
+) -> None:
+    pull_all(project.project, OBSERVER_STRIPE_EVENTS_SUBSCRIPTION, expect=None, deadline=2)
+    deep = stripe_event(event_id="evt_deep10000")
+    deep["data"]["object"]["description"] = "PLACEHOLDER"
+    deep_body = encode(deep).replace(b'"PLACEHOLDER"', b"[" * 10_000 + b"]" * 10_000)
+    long_customer = encode(stripe_event(customer="cus_" + "x" * 1100))
+    long_type = encode(stripe_event("customer.subscription." + "y" * 1100))
+    cases = [
+        (deep_body, {"error": "invalid_json"}),
+        (long_customer, {"error": "field_too_long", "field": "customer_id"}),
+        (long_type, {"error": "field_too_long", "field": "event_type"}),
+    ]
+    for body, answer in cases:
+        response = _posted(webhook, body)
+        assert (response.status_code, response.json()) == (400, answer)
+    # 1,024 bytes is still within Pub/Sub's limit: published, with it as the ordering key.
+    at_limit = "c" * 1024
+    assert _posted(webhook, encode(stripe_event(customer=at_limit))).status_code == 200
+    received = pull_all(project.project, OBSERVER_STRIPE_EVENTS_SUBSCRIPTION, expect=1)
+    assert [m.ordering_key for m in received] == [at_limit]
+    # Each refusal has its request log line (a 500 used to have none).
+    logged = [
+        (line["status_code"], line.get("reason"), line.get("field"))
+        for line in map(json.loads, _json_lines(webhook))
+        if line.get("message") == "webhook_request"
+    ]
+    for expected in [
+        (400, "invalid_json", None),
+        (400, "field_too_long", "customer_id"),
+        (400, "field_too_long", "event_type"),
+    ]:
+        assert expected in logged
+
+
+def _json_lines(fn: RunningFunction) -> list[str]:
+    return [raw for raw in fn.logs().splitlines() if raw.startswith("{")]
