@@ -72,7 +72,7 @@ class InvalidEnvelope(InvalidPayload):
 
 @dataclass(frozen=True)
 class Envelope:
-    """The routing fields of a Stripe event; the rest of the body is never parsed here."""
+    """The routing fields of a Stripe event, as the message attributes carry them."""
 
     id: str
     type: str
