@@ -1,8 +1,9 @@
 """The local stack: emulators, topology, and our functions served by functions-framework.
 
 Used by the integration tests (`LocalStack`) and by `make dev` (`python -m
-infra.local.stack dev`). Functions run as real `functions-framework` processes, each in
-its own process group, with stdout/stderr (the JSON logs) captured to a file.
+infra.local.stack dev`). Functions run as real functions-framework apps on gunicorn
+(`infra/local/serve.py`: the framework's own launcher settings plus a read deadline), each
+in its own process group, with stdout/stderr (the JSON logs) captured to a file.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ DLQ = "dead-letters"
 TOPIC = "stripe-events"
 ENVELOPE_FAULTS = {"invalid_json", "invalid_envelope", "field_too_long"}
 BUDGET = settings(
-    max_examples=1000,
+    max_examples=500,
     deadline=timedelta(seconds=5),  # a hang is a failure, not a slow test
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
