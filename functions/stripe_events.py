@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
+import pydantic
 
 from functions.errors import InvalidPayload
-from schemas.stripe import EVENT_ID_PATTERN, customer_id_of
+from schemas.stripe import StripeEvent
 
 # Routing attributes, set by whoever first puts the event on the topic.
 EVENT_ID: Final = "event_id"
@@ -46,22 +47,32 @@ FAILURE_KEY: Final = "failure_key"
 SOURCE_DELIVERY_COUNT: Final = "CloudPubSubDeadLetterSourceDeliveryCount"
 DEAD_LETTER_PREFIXES: Final = ("dead_letter", "dead_lettered", "CloudPubSubDeadLetter")
 
-_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+# Pub/Sub refuses a publish whose ordering key or any attribute value is over 1,024 bytes
+# (cloud.google.com/pubsub/quotas, resource limits): a body whose routing fields do not fit
+# can never be put on the topic, so it is refused as a bad envelope, naming the field.
+MAX_ATTRIBUTE_VALUE_BYTES: Final = 1024
+MAX_ORDERING_KEY_BYTES: Final = 1024
+
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/|;|$)")
 
 
 class InvalidEnvelope(InvalidPayload):
-    """The bytes are not a Stripe event envelope; `code` is the short reason."""
+    """The bytes are not a Stripe event envelope; `code` is the short reason.
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    `field` names the one envelope field at fault when there is one (the webhook returns
+    it to the sender).
+    """
+
+    def __init__(self, code: str, detail: str = "", *, field: str | None = None) -> None:
         super().__init__(detail or code)
         self.code = code
+        self.field = field
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """The routing fields of a Stripe event; the rest of the body is never parsed here."""
+    """The routing fields of a Stripe event, as the message attributes carry them."""
 
     id: str
     type: str
@@ -91,44 +102,76 @@ class Envelope:
 
 
 def loads(body: bytes) -> Any:
-    # orjson first: on a 60 KB event the standard parser was the largest cost of ours in
-    # the bench's profile (~0.25 ms; orjson ~0.12). It is stricter on edge cases such as
-    # lone surrogate escapes, which json accepts: those fall back rather than turn a
-    # genuine, signed Stripe event into a 400 it would retry for days.
+    """The one JSON decoder of a stripe-events body: the webhook, the subscriber and the
+    dead-letter tools read the same bytes the same way.
+
+    orjson, strictly, with no lenient fallback: it refuses what RFC 8259 does not allow or
+    what cannot become a str (a lone surrogate escape, NaN, numbers beyond a double) and
+    nesting deeper than 1,024 levels, all as a ValueError (never a RecursionError). Stripe
+    never sends such bytes; a lenient webhook would acknowledge an event the subscriber
+    could then never read (issue 17, rows 4 and 5).
+    """
+    return orjson.loads(body)
+
+
+def parse_event(body: bytes) -> StripeEvent:
+    """The one parser of a stripe-events body, used by the webhook and the subscriber.
+
+    Raises InvalidEnvelope: code invalid_json (not a JSON object), invalid_envelope (not a
+    Stripe event), or field_too_long (a routing field Pub/Sub cannot carry; `field` names
+    it). Any parser failure ends here as InvalidEnvelope, so neither caller sees a 500 or a
+    transient error for bad bytes.
+    """
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
+        doc = loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEnvelope("invalid_json", f"not JSON: {str(exc)[:200]}") from None
+    if not isinstance(doc, dict):
+        raise InvalidEnvelope("invalid_json", "not a JSON object")
+    try:
+        event = StripeEvent.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        raise InvalidEnvelope("invalid_envelope", summarise(exc)) from None
+    _check_fits_pubsub(event)
+    return event
+
+
+def _check_fits_pubsub(event: StripeEvent) -> None:
+    routing = {
+        EVENT_ID: event.id,
+        EVENT_TYPE: event.type,
+        API_VERSION: event.api_version,
+        OBJECT_ID: event.object_id,
+        CUSTOMER_ID: event.customer_id,
+    }
+    for name, value in routing.items():
+        # The customer id is also the ordering key; both limits are 1,024 bytes.
+        limit = MAX_ORDERING_KEY_BYTES if name == CUSTOMER_ID else MAX_ATTRIBUTE_VALUE_BYTES
+        if value is not None and len(value.encode()) > limit:
+            raise InvalidEnvelope("field_too_long", f"{name} is over {limit} bytes", field=name)
+
+
+def summarise(exc: pydantic.ValidationError) -> str:
+    """A validation error in one line, for a failure record or a log line."""
+    parts = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]]
+    return f"{exc.title} invalid: " + "; ".join(parts)
+
+
+def envelope_of(event: StripeEvent) -> Envelope:
+    return Envelope(
+        id=event.id,
+        type=event.type,
+        created=event.created,
+        livemode=event.livemode,
+        api_version=event.api_version,
+        object_id=event.object_id or None,
+        customer_id=event.customer_id,
+    )
 
 
 def parse_envelope(body: bytes) -> Envelope:
-    """Raises InvalidEnvelope (code invalid_json or invalid_envelope)."""
-    try:
-        doc = loads(body)
-    except ValueError:
-        raise InvalidEnvelope("invalid_json") from None
-    if not isinstance(doc, dict):
-        raise InvalidEnvelope("invalid_json")
-    event_id, event_type, created = doc.get("id"), doc.get("type"), doc.get("created")
-    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
-        raise InvalidEnvelope("invalid_envelope", "id is not a Stripe event id")
-    if not isinstance(event_type, str) or not event_type:
-        raise InvalidEnvelope("invalid_envelope", "type is missing")
-    if isinstance(created, bool) or not isinstance(created, int):
-        raise InvalidEnvelope("invalid_envelope", "created is not an integer")
-    data = doc.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    object_id = obj.get("id") if isinstance(obj, dict) else None
-    api_version = doc.get("api_version")
-    return Envelope(
-        id=event_id,
-        type=event_type,
-        created=created,
-        livemode=doc.get("livemode") is True,
-        api_version=api_version if isinstance(api_version, str) else None,
-        object_id=object_id if isinstance(object_id, str) and object_id else None,
-        customer_id=customer_id_of(obj),
-    )
+    """The routing fields of `body`, parsed by `parse_event`; raises InvalidEnvelope."""
+    return envelope_of(parse_event(body))
 
 
 def trace_context(headers: Mapping[str, str] | Any) -> tuple[str, str]:

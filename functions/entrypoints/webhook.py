@@ -4,17 +4,21 @@ Stripe retries for three days when we do not answer 2xx, so this path only decid
 "genuine and ours" and hands the bytes to Pub/Sub; all business logic runs in the
 subscriber. No Firestore, no Stripe API calls, no `stripe.Event` construction (parsing a
 large event into StripeObjects costs tens of milliseconds; the signature check alone
-costs microseconds), only the few envelope fields needed for routing.
+costs microseconds). The envelope is read by the subscriber's own parser
+(`stripe_events.parse_event`): what it refuses is a 400 here, never acknowledged to
+Stripe as accepted and then dead-lettered.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import flask
 import stripe
+from werkzeug.exceptions import ClientDisconnected
 
 from functions.config import WebhookSettings
 from functions.errors import TransientError
@@ -26,11 +30,14 @@ from functions.stripe_events import InvalidEnvelope, parse_envelope, trace_conte
 class Rejected(Exception):
     """A request we answer with a 4xx; `reason` is the short code logged and returned."""
 
-    def __init__(self, status: int, reason: str, outcome: str = "rejected") -> None:
+    def __init__(
+        self, status: int, reason: str, outcome: str = "rejected", *, field: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.outcome = outcome
+        self.field = field
 
 
 def _header_timestamp(header: str | None) -> int:
@@ -83,11 +90,62 @@ def _json(payload: dict[str, Any], status: int) -> flask.Response:
     return flask.Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
+class _BoundedInput:
+    """A WSGI input that yields at most `budget` bytes in all, then end of stream.
+
+    functions-framework's after_request hook calls `request.get_data()` once we have
+    answered, to drain the body: on an unbounded input that buffered a 30 MB body in the
+    worker (or waited forever for bytes a sender declared and never sent). With this in
+    place of `wsgi.input` nobody in the process reads more than the budget; gunicorn then
+    discards at most 64 KB of what is left, for at most 5 s, and closes the connection.
+    """
+
+    def __init__(self, inner: IO[bytes], budget: int) -> None:
+        self._inner = inner
+        self._budget = budget
+
+    def _take(self, size: int | None) -> int:
+        return self._budget if size is None or size < 0 else min(size, self._budget)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._through(self._inner.read, size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._through(self._inner.readline, size)
+
+    def _through(self, read: Callable[[int], bytes], size: int | None) -> bytes:
+        want = self._take(size)
+        if want <= 0:
+            return b""
+        try:
+            data = read(want)
+        except Exception:
+            # A read that failed (deadline passed, sender gone) ends the stream: the
+            # framework's drain after our answer must not fail the request again.
+            self._budget = 0
+            raise
+        self._budget -= len(data)
+        return data
+
+
 def _read_body(request: flask.Request, limit: int) -> bytes:
-    # Content-Length first (cheap); the bounded read also covers chunked bodies.
-    if request.content_length is not None and request.content_length > limit:
+    """At most limit+1 bytes off the stream; 413 from Content-Length before any read."""
+    declared = request.content_length
+    too_large = declared is not None and declared > limit
+    environ = request.environ
+    # Must happen before anything touches request.stream (werkzeug builds it once).
+    environ["wsgi.input"] = _BoundedInput(environ["wsgi.input"], 0 if too_large else limit + 1)
+    if too_large:
         raise Rejected(413, "too_large", "too_large")
-    body = request.stream.read(limit + 1)
+    try:
+        # Chunked bodies have no Content-Length: the bounded read is their limit.
+        body = request.stream.read(limit + 1)
+    except TimeoutError:
+        # The server's per-request read deadline (infra/local/serve.py locally, Cloud Run's
+        # request timeout in production) cut off a sender that was too slow.
+        raise Rejected(408, "body_timeout", "body_timeout") from None
+    except (OSError, ClientDisconnected):
+        raise Rejected(400, "body_incomplete", "body_incomplete") from None
     if len(body) > limit:
         raise Rejected(413, "too_large", "too_large")
     return body
@@ -111,6 +169,8 @@ class WebhookHandler:
             status, outcome = exc.status, exc.outcome
             payload = {"error": exc.reason}
             fields["reason"] = exc.reason
+            if exc.field:
+                payload["field"] = fields["field"] = exc.field
         fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         level = "info"
         if outcome == "livemode_mismatch":
@@ -136,7 +196,8 @@ class WebhookHandler:
         try:
             envelope = parse_envelope(body)
         except InvalidEnvelope as exc:
-            raise Rejected(400, exc.code) from None
+            # Every parser failure, a 10,000-level nesting included, is an InvalidEnvelope.
+            raise Rejected(400, exc.code, field=exc.field) from None
         fields.update(
             event_id=envelope.id, event_type=envelope.type, customer_id=envelope.customer_id
         )

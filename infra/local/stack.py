@@ -1,8 +1,9 @@
 """The local stack: emulators, topology, and our functions served by functions-framework.
 
 Used by the integration tests (`LocalStack`) and by `make dev` (`python -m
-infra.local.stack dev`). Functions run as real `functions-framework` processes, each in
-its own process group, with stdout/stderr (the JSON logs) captured to a file.
+infra.local.stack dev`). Functions run as real functions-framework apps on gunicorn
+(`infra/local/serve.py`: the framework's own launcher settings plus a read deadline), each
+in its own process group, with stdout/stderr (the JSON logs) captured to a file.
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def start_function(
     timeout: float = 60.0,
 ) -> RunningFunction:
     log_path = log_path or Path(tempfile.mkstemp(prefix=f"{target}-", suffix=".log")[1])
+    # functions-framework's app and gunicorn settings, with a per-request read deadline
+    # (infra/local/serve.py says why and what stands in for it in production).
     cmd = [
         sys.executable,
         "-m",
-        "functions_framework",
+        "infra.local.serve",
         "--source",
         str(source),
         "--target",
