@@ -131,7 +131,9 @@ def parse_event(body: bytes) -> StripeEvent:
     try:
         event = StripeEvent.model_validate(doc)
     except pydantic.ValidationError as exc:
-        raise InvalidEnvelope("invalid_envelope", summarise(exc)) from None
+        first = exc.errors()[0]["loc"] if exc.errors() else ()
+        field = ".".join(str(p) for p in first) or None
+        raise InvalidEnvelope("invalid_envelope", summarise(exc), field=field) from None
     _check_fits_pubsub(event)
     return event
 
