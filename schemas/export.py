@@ -13,6 +13,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.documents import (
+    AccountLink,
+    AuditRecord,
+    BillingRecord,
+    FailureRecord,
+    HistoryEntry,
+    OutboxEntry,
+    ProcessedEvent,
+)
 from schemas.entitlements import CurrentEntitlements, EntitlementChanged
 
 _HERE = Path(__file__).parent
@@ -22,6 +31,28 @@ SCHEMAS: dict[Path, type[BaseModel]] = {
     SCHEMA_PATH: EntitlementChanged,
     READ_SCHEMA_PATH: CurrentEntitlements,
 }
+
+
+# Our Firestore documents, as the release that reads them validates them. A rollback runs
+# the previous release against documents the newer one wrote, so its reader schemas are
+# kept (schemas/compat/documents.v1.baseline.json) and tests/unit/test_document_compat.py
+# checks every change against them.
+DOCUMENTS: dict[str, type[BaseModel]] = {
+    "customers": BillingRecord,
+    "history": HistoryEntry,
+    "outbox": OutboxEntry,
+    "accounts": AccountLink,
+    "processed_events": ProcessedEvent,
+    "failures": FailureRecord,
+    "ops_audit": AuditRecord,
+}
+
+
+def render_documents() -> str:
+    schemas = {
+        name: model.model_json_schema(mode="validation") for name, model in DOCUMENTS.items()
+    }
+    return json.dumps(schemas, indent=2, sort_keys=True) + "\n"
 
 
 def render(model: type[BaseModel] = EntitlementChanged) -> str:

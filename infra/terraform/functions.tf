@@ -255,8 +255,10 @@ resource "google_storage_bucket" "source" {
   depends_on = [google_project_service.enabled]
 }
 
+# Named by the release's commit (and the archive hash, so a dirty tree cannot reuse a
+# name): each release's archive stays in the bucket for rollback (30 days, versioned).
 resource "google_storage_bucket_object" "source" {
-  name   = "billing-${data.archive_file.source.output_md5}.zip"
+  name   = "releases/${var.release}/billing-${data.archive_file.source.output_md5}.zip"
   bucket = google_storage_bucket.source.name
   source = data.archive_file.source.output_path
 }
@@ -268,6 +270,7 @@ resource "google_cloudfunctions2_function" "fn" {
   name        = each.value.name
   location    = var.region
   description = each.value.description
+  labels      = { release = substr(var.release, 0, 40) }
 
   build_config {
     runtime         = "python311"
@@ -291,7 +294,9 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_request_concurrency = each.value.concurrency
     min_instance_count               = each.value.min_instances
     max_instance_count               = each.value.max_instances
-    all_traffic_on_latest_revision   = true
+    # false while a release is a candidate (infra/release/deploy.sh): the new revision
+    # exists and is probed, the serving one keeps the traffic until the probe passed.
+    all_traffic_on_latest_revision = var.shift_traffic
 
     environment_variables = merge(local.common_env, each.value.env)
 

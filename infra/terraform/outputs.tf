@@ -17,3 +17,8 @@ output "secret_ids" {
   description = "Secret Manager secrets to add versions to (DEPLOY.md)."
   value       = { for k, s in google_secret_manager_secret.secret : k => s.secret_id }
 }
+
+output "function_names" {
+  description = "Cloud Run service name of every function (infra/release/deploy.sh rolls these back)."
+  value       = { for k, f in google_cloudfunctions2_function.fn : k => f.name }
+}

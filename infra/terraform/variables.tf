@@ -144,3 +144,20 @@ variable "probe_latency_threshold_ms" {
   type        = number
   default     = 60000
 }
+
+variable "release" {
+  description = "Git commit of the release being deployed: names the source archive and labels every function (infra/release/deploy.sh passes it)."
+  type        = string
+  default     = "manual"
+
+  validation {
+    condition     = can(regex("^([0-9a-f]{7,40}|manual)$", var.release))
+    error_message = "release is a git commit (7-40 lowercase hex) or \"manual\"."
+  }
+}
+
+variable "shift_traffic" {
+  description = "Send all traffic to the newest revisions. The release pipeline applies false first (candidate revisions, probed), then true."
+  type        = bool
+  default     = true
+}
