@@ -113,19 +113,27 @@ def _open_vocabulary(meanings: dict[str, str]) -> dict[str, Any]:
     }
 
 
-class _Contract(BaseModel):
-    # Tolerant reader: consumers (and our own library) ignore properties added later.
-    model_config = ConfigDict(
-        frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
-    )
-
-
-class Limits(_Contract):
-    model_config = ConfigDict(
+def _contract_config(
+    title: str | None = None, json_schema_extra: dict[str, Any] | None = None
+) -> ConfigDict:
+    # Tolerant reader: consumers (and our own library) ignore properties added later. The
+    # schema is of what we emit, so a field with a default is still always present.
+    return ConfigDict(
         frozen=True,
         extra="ignore",
         json_schema_serialization_defaults_required=True,
-        json_schema_extra={"description": "0 means none allowed. " + _described(LIMIT_MEANING)},
+        title=title,
+        json_schema_extra=json_schema_extra,
+    )
+
+
+class _Contract(BaseModel):
+    model_config = _contract_config()
+
+
+class Limits(_Contract):
+    model_config = _contract_config(
+        json_schema_extra={"description": "0 means none allowed. " + _described(LIMIT_MEANING)}
     )
 
     tables: int = Field(ge=0)
@@ -182,12 +190,7 @@ class EntitlementState(_Contract):
 class EntitlementChanged(EntitlementState):
     """entitlement-changed v1. Additive changes only; anything else is a v2 topic."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="ignore",
-        title="EntitlementChangedV1",
-        json_schema_serialization_defaults_required=True,
-    )
+    model_config = _contract_config(title="EntitlementChangedV1")
 
     version: int = Field(ge=1)
     causing_event_id: str
@@ -202,12 +205,7 @@ class EntitlementChanged(EntitlementState):
 class CurrentEntitlements(EntitlementState):
     """`GET /v1/entitlements/...`: the state as of `version`, read from our record."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="ignore",
-        title="CurrentEntitlementsV1",
-        json_schema_serialization_defaults_required=True,
-    )
+    model_config = _contract_config(title="CurrentEntitlementsV1")
 
     version: int = Field(
         ge=0, description="the last version committed; 0: known customer, nothing granted yet"

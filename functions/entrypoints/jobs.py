@@ -10,6 +10,7 @@ so the scheduler's retry and the alerting see a real outage and nothing else.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 import flask
@@ -49,12 +50,6 @@ def handle_reconcile_all_request(request: flask.Request) -> flask.Response:
 
 def handle_probe_request() -> flask.Response:
     result = composition.probe().run()
-    payload = {
-        "ok": result.ok,
-        "stage": result.stage,
-        "event_id": result.event_id,
-        "latency_ms": result.latency_ms,
-        "detail": result.detail,
-    }
+    payload = asdict(result)
     # 500 on failure: the scheduler's job status shows it, beside the absence alert.
     return _answer(payload, not result.ok)

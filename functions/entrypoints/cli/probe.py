@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 
 import click
 
@@ -35,13 +36,7 @@ def run(dry_run: bool, as_json: bool) -> None:
             click.echo(f"would post {event['type']} {event['id']} for {customer}")
         return
     result = composition.probe().run()
-    payload = {
-        "ok": result.ok,
-        "stage": result.stage,
-        "event_id": result.event_id,
-        "latency_ms": result.latency_ms,
-        "detail": result.detail,
-    }
+    payload = asdict(result)
     if as_json:
         emit_json(payload)
     elif result.ok:
