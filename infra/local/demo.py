@@ -185,7 +185,24 @@ def main() -> int:
         from infra.local.demo_stories import run_stories  # noqa: PLC0415
 
         stories_ok = run_stories(stack, secret, play, wait_processed)
-        return scenarios_ok or stories_ok
+        return scenarios_ok or stories_ok or check_stream_contract(stack.project)
+
+
+def check_stream_contract(project: str) -> int:
+    """Every message published since the scenario check, validated as a consumer would."""
+    messages = drain(project, OBSERVER_ENTITLEMENTS_SUBSCRIPTION, 2.0)
+    broken = [
+        problem
+        for m in messages
+        for problem in contract.violations(json.loads(m.data), m.attributes)
+    ]
+    print(
+        f"\n{len(messages)} more entitlement-changed messages (stories, reconciles): "
+        f"{len(broken)} break the v1 JSON Schema or disagree with their attributes."
+    )
+    for problem in broken[:10]:
+        print(f"  {problem}")
+    return 1 if broken or not messages else 0
 
 
 def report(
