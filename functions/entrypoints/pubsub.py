@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import flask
+
 from functions import composition
+from functions.entrypoints.oidc import denied
 from functions.errors import InvalidPayload
 from functions.services.subscriber import IncomingMessage
 
@@ -14,7 +17,11 @@ def handle_cloud_event(cloud_event: Any) -> None:
     """Pub/Sub messagePublished CloudEvent -> Subscriber.handle.
 
     Returning acknowledges; raising makes the push endpoint answer 5xx -> redelivery.
+    A push without a valid OIDC token (when configured) is refused before anything runs.
     """
+    refusal = denied(flask.request, "subscriber")
+    if refusal is not None:
+        flask.abort(refusal)
     subscriber = composition.subscriber()
     data = cloud_event.data
     try:
