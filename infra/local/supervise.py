@@ -1,0 +1,88 @@
+"""Keep the local stack's function processes up, and say so when one dies.
+
+Each function is a functions-framework process: a gunicorn master that forks the
+worker(s) serving requests. gunicorn replaces a dead worker itself; a dead master takes
+the port with it, so the supervisor kills what is left of its process group and starts
+the function again on the same port and log file. Every death and restart is a line in
+`make dev`'s output: a stack that heals silently would hide the fault being tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from infra.local.stack import RunningFunction, start_function
+
+Report = Callable[[str], None]
+
+
+def children(pid: int) -> set[int]:
+    """The direct children of `pid` (gunicorn's workers of a master), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(part) for part in text.split()}
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left of a dead master's group (an orphaned worker holds the port)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class Supervisor:
+    def __init__(self, functions: list[RunningFunction], report: Report) -> None:
+        self.functions = functions  # the stack's own list: restarted entries replace in place
+        self._report = report
+        self._workers = {f.target: children(f.proc.pid) for f in functions}
+        self.restarts: dict[str, int] = {}
+
+    def check(self) -> None:
+        for index, function in enumerate(list(self.functions)):
+            if function.proc.poll() is None:
+                self._check_workers(function)
+                continue
+            self._restart(index, function)
+
+    def _check_workers(self, function: RunningFunction) -> None:
+        now = children(function.proc.pid)
+        before = self._workers.get(function.target, set())
+        for pid in sorted(before - now):
+            self._report(
+                f"supervisor: {function.target} worker {pid} died; gunicorn (master "
+                f"{function.proc.pid}) replaces it"
+            )
+        if now:
+            self._workers[function.target] = now
+
+    def _restart(self, index: int, function: RunningFunction) -> None:
+        code = function.proc.returncode
+        self._report(
+            f"supervisor: {function.target} (pid {function.proc.pid}) exited with {code}; "
+            f"restarting on port {function.port}"
+        )
+        kill_group(function.proc.pid)
+        try:
+            fresh = start_function(
+                function.target,
+                function.port,
+                function.env,
+                signature_type=function.signature_type,
+                log_path=function.log_path,
+            )
+        except RuntimeError as exc:
+            # Left dead in the list: the next check tries again.
+            self._report(f"supervisor: {function.target} did not start again: {exc}")
+            return
+        self.functions[index] = fresh
+        self._workers[function.target] = set()
+        self.restarts[function.target] = self.restarts.get(function.target, 0) + 1
+        self._report(
+            f"supervisor: {function.target} restarted (pid {fresh.proc.pid}, restart "
+            f"{self.restarts[function.target]})"
+        )
