@@ -146,6 +146,9 @@ class LocalStack:
     subscriber_port: int | None = None
     subscriber: bool = True
     observer_subscriptions: bool = True
+    # The push subscription's dead-letter policy (the subscriber's MAX_DELIVERY_ATTEMPTS
+    # must say the same: set both).
+    max_delivery_attempts: int = 5
     emulators: Emulators | None = None
     functions: list[RunningFunction] = field(default_factory=list)
     _own_emulators: bool = False
@@ -196,6 +199,7 @@ class LocalStack:
                 desired_topology(
                     settings,
                     subscriber_push_endpoint=push,
+                    max_delivery_attempts=self.max_delivery_attempts,
                     observer_subscriptions=self.observer_subscriptions,
                 ),
             )
