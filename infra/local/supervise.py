@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,10 @@ class Supervisor:
         self._report = report
         self._workers = {f.target: children(f.proc.pid) for f in functions}
         self.restarts: dict[str, int] = {}
+        # A function that cannot start (bad config, port still held) is retried with
+        # backoff, not every tick: one line per try, not a flood.
+        self._failed_starts: dict[str, int] = {}
+        self._next_try: dict[str, float] = {}
 
     def check(self) -> None:
         for index, function in enumerate(list(self.functions)):
@@ -61,6 +66,8 @@ class Supervisor:
             self._workers[function.target] = now
 
     def _restart(self, index: int, function: RunningFunction) -> None:
+        if time.monotonic() < self._next_try.get(function.target, 0.0):
+            return
         code = function.proc.returncode
         self._report(
             f"supervisor: {function.target} (pid {function.proc.pid}) exited with {code}; "
@@ -76,9 +83,18 @@ class Supervisor:
                 log_path=function.log_path,
             )
         except RuntimeError as exc:
-            # Left dead in the list: the next check tries again.
-            self._report(f"supervisor: {function.target} did not start again: {exc}")
+            # Left dead in the list: a later check tries again.
+            failures = self._failed_starts.get(function.target, 0) + 1
+            self._failed_starts[function.target] = failures
+            delay = min(30.0, 2.0**failures)
+            self._next_try[function.target] = time.monotonic() + delay
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._report(
+                f"supervisor: {function.target} did not start again ({first_line}); "
+                f"next try in {delay:.0f}s"
+            )
             return
+        self._failed_starts.pop(function.target, None)
         self.functions[index] = fresh
         self._workers[function.target] = set()
         self.restarts[function.target] = self.restarts.get(function.target, 0) + 1
