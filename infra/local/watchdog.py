@@ -37,11 +37,12 @@ class PushWatchdog:
         *,
         stall_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        client: Any = None,
     ) -> None:
         from google.api_core.exceptions import AlreadyExists  # noqa: PLC0415
         from google.cloud.pubsub_v1 import SubscriberClient  # noqa: PLC0415
 
-        self._client: Any = SubscriberClient()
+        self._client: Any = client if client is not None else SubscriberClient()
         self._path = self._client.subscription_path(project, WATCHDOG_SUBSCRIPTION)
         with contextlib.suppress(AlreadyExists):
             self._client.create_subscription(
