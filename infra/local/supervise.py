@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.local.stack import RunningFunction, start_function
+from infra.local.stack import RunningFunction, port_answers, start_function
+
+# How long a killed group may take to let go of its port before we start anyway.
+PORT_RELEASE_SECONDS = 10.0
 
 Report = Callable[[str], None]
 
@@ -74,6 +77,11 @@ class Supervisor:
             f"restarting on port {function.port}"
         )
         kill_group(function.proc.pid)
+        # Until the orphaned worker is gone its socket still answers: starting now would
+        # report a restart that the new master's failed bind then undoes.
+        deadline = time.monotonic() + PORT_RELEASE_SECONDS
+        while port_answers(function.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             fresh = start_function(
                 function.target,
