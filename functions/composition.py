@@ -128,6 +128,7 @@ def subscriber() -> Subscriber:
         project=settings.google_cloud_project,
         dead_letter_topic=settings.dead_letter_topic,
         policy=policy(),
+        max_delivery_attempts=settings.max_delivery_attempts,
     )
 
 

@@ -3,8 +3,10 @@
 Failure routing (functions/errors.py): a PermanentError is recorded in `failures/` and
 the original bytes are published to the dead-letter topic here, then the message is
 acknowledged so the customer's ordering key is released at once. Anything else is
-recorded when possible and raised, so Pub/Sub redelivers with backoff and its
-dead-letter policy takes over after the configured attempts.
+recorded when possible and raised, so Pub/Sub redelivers with backoff; on the last
+attempt we allow ourselves (one below the subscription's dead-letter policy) the message
+is dead-lettered here too, with its last error as the reason, and Pub/Sub's policy stays
+the backstop for when that publish itself fails.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ _MAX_REASON = 500
 # be 500 characters and still exceed it, and a refused dead-letter publish would send
 # the message round the retry loop instead of parking it.
 _MAX_ATTRIBUTE_BYTES = 1024
+
+
+class RetriesExhausted(PermanentError):
+    """A transient failure outlasted the attempts we allow; parked with its last error."""
+
+    reason_code = "retries_exhausted"
 
 
 def _fit_attribute(text: str) -> str:
@@ -88,10 +96,13 @@ class Subscriber:
         dead_letter_topic: str,
         policy: Policy,
         clock: Callable[[], float] = time.time,
+        max_delivery_attempts: int | None = None,
     ) -> None:
         """`publisher` parks messages on the dead-letter topic; `applier` does the rest.
 
         `clock` is the present an event's `created` is judged against (admission).
+        `max_delivery_attempts` is the subscription's dead-letter policy (None: leave
+        every retry decision to Pub/Sub).
         """
         self._clock = clock
         self._repo = applier.repo
@@ -101,6 +112,12 @@ class Subscriber:
         self._policy = policy
         self.applier = applier
         self.relay = applier.relay
+        # One below the policy, not equal: the emulator's push loop has been seen to
+        # crash when a message reaches the policy's count (issue 17 row 13), so locally a
+        # message must never get there; and in production, if our dead-letter publish
+        # fails on this attempt, Pub/Sub still delivers once more and then its own policy
+        # forwards the message, so nothing depends on this code path alone.
+        self._last_attempt = max_delivery_attempts - 1 if max_delivery_attempts else None
 
     def handle(self, message: IncomingMessage) -> Outcome:
         started = time.perf_counter()
@@ -123,6 +140,8 @@ class Subscriber:
                 # Could not park it: keep the message in Pub/Sub's hands instead.
                 self._raise_transient(message, event, route_exc, log)
         except Exception as exc:
+            if self._is_last_attempt(message):
+                return self._give_up(message, event, exc, log)
             self._raise_transient(message, event, exc, log)
         log.info(
             "event_processed",
@@ -194,7 +213,15 @@ class Subscriber:
         event: StripeEvent | None,
         exc: PermanentError,
         log: Any,
+        *,
+        must_record: bool = True,
     ) -> Outcome:
+        """Publish to the dead-letter topic, record in failures/, log; the caller acks.
+
+        Without `must_record`, a failure record that cannot be written (Firestore is
+        often what failed) is logged instead of raised: the dead letter on the topic
+        already carries the reason, and raising would only publish it a second time.
+        """
         reason = str(exc)[:_MAX_REASON]
         key = storable_key(event.id if event else f"msg-{message.message_id or 'unknown'}")
         now = time.time()
@@ -210,26 +237,49 @@ class Subscriber:
         )
         # Publish first: if it fails we raise, the message is redelivered, nothing is lost.
         self._publisher.publish(self._dead_letter_topic, message.data, attributes=attributes)
-        self._repo.record_failure(
-            FailureRecord(
-                event_id=key,
-                event_type=event.type if event else message.attributes.get(events.EVENT_TYPE),
-                customer_id=event.customer_id
-                if event
-                else message.attributes.get(events.CUSTOMER_ID),
-                reason_code=exc.reason_code,
-                reason=reason,
-                first_failed_at=now,
-                last_failed_at=now,
-                dead_lettered=True,
-            )
+        record = FailureRecord(
+            event_id=key,
+            event_type=event.type if event else message.attributes.get(events.EVENT_TYPE),
+            customer_id=event.customer_id if event else message.attributes.get(events.CUSTOMER_ID),
+            reason_code=exc.reason_code,
+            reason=reason,
+            first_failed_at=now,
+            last_failed_at=now,
+            dead_lettered=True,
         )
+        try:
+            self._repo.record_failure(record)
+        except Exception:
+            if must_record:
+                raise
+            log.error("failure_record_unavailable", failure_key=key, exc_info=True)
         log.error("event_failed", reason_code=exc.reason_code, transient=False, reason=reason)
         return Outcome(
             decision="dead_lettered",
             event_id=event.id if event else None,
             customer_id=event.customer_id if event else None,
         )
+
+    def _is_last_attempt(self, message: IncomingMessage) -> bool:
+        attempt = message.delivery_attempt
+        return (
+            self._last_attempt is not None
+            and attempt is not None
+            and (attempt >= self._last_attempt)
+        )
+
+    def _give_up(
+        self, message: IncomingMessage, event: StripeEvent | None, exc: Exception, log: Any
+    ) -> Outcome:
+        """Dead-letter explicitly (publish with reason, record, ack), or raise transient."""
+        exhausted = RetriesExhausted(
+            f"gave up after {message.delivery_attempt} attempts: {type(exc).__name__}: {exc}"
+        )
+        try:
+            return self._dead_letter(message, event, exhausted, log, must_record=False)
+        except Exception as route_exc:
+            log.error("dead_letter_failed", reason=f"{type(route_exc).__name__}: {route_exc}")
+            self._raise_transient(message, event, exc, log)
 
     def dead_letter_undecodable(self, message: IncomingMessage, exc: PermanentError) -> Outcome:
         log = get_logger(component="subscriber", project=self._project)

@@ -133,6 +133,23 @@ class Emulators:
             process.stop()
         self._processes.clear()
 
+    def signal(self, name: str, sig: int) -> None:
+        """Send `sig` to an emulator's whole group (gcloud wrapper and java): the chaos
+        suite stalls Firestore with SIGSTOP and SIGCONT. Only emulators we started."""
+        process = next((p for p in self._processes if p.name == name), None)
+        if process is None:
+            raise RuntimeError(f"the {name} emulator was not started here; cannot signal it")
+        os.killpg(process.proc.pid, sig)
+
+    @contextmanager
+    def stalled(self, name: str) -> Iterator[None]:
+        """The emulator frozen (connections stay open, nothing answers) for the block."""
+        self.signal(name, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.signal(name, signal.SIGCONT)
+
     def __enter__(self) -> Emulators:
         return self
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import secrets
@@ -67,6 +68,9 @@ class RunningFunction:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes]
+    # What started it, so infra/local/supervise.py can start it again the same way.
+    env: Mapping[str, str] = field(default_factory=dict)
+    signature_type: str = "http"
 
     @property
     def url(self) -> str:
@@ -116,7 +120,7 @@ def start_function(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    running = RunningFunction(target, port, log_path, proc)
+    running = RunningFunction(target, port, log_path, proc, dict(env), signature_type)
     deadline = time.monotonic() + timeout
     while not port_answers(port):
         if proc.poll() is not None:
@@ -145,6 +149,9 @@ class LocalStack:
     subscriber_port: int | None = None
     subscriber: bool = True
     observer_subscriptions: bool = True
+    # The push subscription's dead-letter policy (the subscriber's MAX_DELIVERY_ATTEMPTS
+    # must say the same: set both).
+    max_delivery_attempts: int = 5
     emulators: Emulators | None = None
     functions: list[RunningFunction] = field(default_factory=list)
     _own_emulators: bool = False
@@ -195,6 +202,7 @@ class LocalStack:
                 desired_topology(
                     settings,
                     subscriber_push_endpoint=push,
+                    max_delivery_attempts=self.max_delivery_attempts,
                     observer_subscriptions=self.observer_subscriptions,
                 ),
             )
@@ -284,23 +292,53 @@ def dev() -> int:
         else:
             print(f"subscriber:       not started (main.py has no {SUBSCRIBER_TARGET} yet)")
         for function in stack.functions:
-            print(f"logs {function.target}: {function.log_path}")
+            print(f"logs {function.target}: {function.log_path} (pid {function.proc.pid})")
         if generated:
             print(f"generated dev secret: STRIPE_WEBHOOK_SECRET={secret}")
         print("example signed request (valid for 5 minutes):")
         print(curl_example(stack.webhook_url, secret.split(",")[0].strip()))
         print("running; Ctrl-C to stop", flush=True)
-        try:
-            while not stop.is_set():
-                for function in stack.functions:
-                    if function.proc.poll() is not None:
-                        print(f"{function.target} exited; see {function.log_path}")
-                        return 1
-                stop.wait(0.5)
-        except KeyboardInterrupt:
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            _supervise(stack, stop, with_subscriber)
         print("stopping...", flush=True)
     return 0
+
+
+def _say(line: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+
+def _supervise(stack: LocalStack, stop: threading.Event, with_subscriber: bool) -> None:
+    """Restart dead function processes and watch the push loop until asked to stop."""
+    from infra.local.supervise import Supervisor  # noqa: PLC0415 - it imports this module
+    from infra.local.watchdog import PushWatchdog  # noqa: PLC0415 - needs the emulator env
+
+    supervisor = Supervisor(stack.functions, _say)
+    watchdog = None
+    level = (stack.env.get("LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    if with_subscriber and level not in ("DEBUG", "INFO"):
+        # It counts deliveries from the subscriber's INFO lines; above INFO it would
+        # report a stall for every quiet healthy minute.
+        _say(f"watchdog: off (LOG_LEVEL={level} hides the subscriber's delivery lines)")
+    elif with_subscriber:
+        assert stack.emulators is not None
+        os.environ.update(stack.emulators.env())
+        watchdog = PushWatchdog(
+            stack.project,
+            stack.env.get("STRIPE_EVENTS_TOPIC", "stripe-events"),
+            lambda: next(f.log_path for f in stack.functions if f.target == SUBSCRIBER_TARGET),
+            _say,
+            stall_seconds=float(os.environ.get("WATCHDOG_STALL_SECONDS", "30")),
+        )
+    try:
+        while not stop.is_set():
+            supervisor.check()
+            if watchdog is not None:
+                watchdog.check()
+            stop.wait(0.5)
+    finally:
+        if watchdog is not None:
+            watchdog.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,6 +209,30 @@ locals {
     }
   }
 
+  # Defence in depth (functions/entrypoints/oidc.py): the subscriber and the jobs verify
+  # the OIDC token their caller attaches themselves, so a wrong ingress or invoker grant
+  # does not open them. The audience is the service's deterministic run.app URL, known
+  # before the function exists (a function's env cannot name its own service_config uri);
+  # Cloud Run accepts it as an audience like its other URL, and pubsub.tf / scheduler.tf
+  # put this same value in the tokens they request.
+  invoker_accounts = {
+    process_stripe_event = google_service_account.pubsub_push.email
+    relay_sweep          = google_service_account.scheduler.email
+    reevaluate_due       = google_service_account.scheduler.email
+    reconcile_all        = google_service_account.scheduler.email
+    synthetic_probe      = google_service_account.scheduler.email
+  }
+  run_url = {
+    for fn, f in local.functions :
+    fn => "https://${f.name}-${data.google_project.this.number}.${var.region}.run.app"
+  }
+  oidc_env = {
+    for fn, account in local.invoker_accounts : fn => {
+      OIDC_AUDIENCE         = local.run_url[fn]
+      OIDC_SERVICE_ACCOUNTS = account
+    }
+  }
+
   # Where Stripe sends the customer back; from configuration only (never the request),
   # so the functions cannot be used as an open redirect.
   api_env = {
@@ -298,7 +322,7 @@ resource "google_cloudfunctions2_function" "fn" {
     # exists and is probed, the serving one keeps the traffic until the probe passed.
     all_traffic_on_latest_revision = var.shift_traffic
 
-    environment_variables = merge(local.common_env, each.value.env)
+    environment_variables = merge(local.common_env, each.value.env, lookup(local.oidc_env, each.key, {}))
 
     dynamic "secret_environment_variables" {
       for_each = each.value.secrets

@@ -66,7 +66,8 @@ resource "google_pubsub_subscription" "stripe_events" {
 
     oidc_token {
       service_account_email = google_service_account.pubsub_push.email
-      audience              = google_cloudfunctions2_function.fn["process_stripe_event"].service_config[0].uri
+      # What the subscriber checks (OIDC_AUDIENCE, functions.tf).
+      audience = local.run_url["process_stripe_event"]
     }
   }
 

@@ -48,7 +48,8 @@ resource "google_cloud_scheduler_job" "job" {
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.fn[each.key].service_config[0].uri
+      # What the job checks (OIDC_AUDIENCE, functions.tf).
+      audience = local.run_url[each.key]
     }
   }
 
@@ -77,7 +78,7 @@ resource "google_cloud_scheduler_job" "reconcile_anomalies" {
 
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.fn["reconcile_all"].service_config[0].uri
+      audience              = local.run_url["reconcile_all"]
     }
   }
 

@@ -115,6 +115,8 @@ def test_firestore_outage_is_retried_until_it_is_back(emulators: Emulators) -> N
         "GOOGLE_CLOUD_PROJECT": project,
         "PUBSUB_EMULATOR_HOST": emulators.pubsub_host,
         "FIRESTORE_EMULATOR_HOST": dead_firestore,
+        # Equal to the subscription's policy, as deployed: the subscriber gives up one before.
+        "MAX_DELIVERY_ATTEMPTS": "100",
     }
     function = start_function(SUBSCRIBER_TARGET, port, env, signature_type="cloudevent")
     firestore = None

@@ -42,14 +42,15 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
     test_every_function_has_known_settings.
     """
     from functions.entrypoints.auth import AuthSettings
+    from functions.entrypoints.oidc import OidcSettings
 
     api = (CheckoutSettings, AuthSettings)
     return {
         "stripe_webhook": (WebhookSettings,),
-        "process_stripe_event": (SubscriberSettings,),
-        "relay_sweep": (SubscriberSettings,),
-        "reevaluate_due": (SubscriberSettings,),
-        "reconcile_all": (SubscriberSettings, StripeApiSettings),
+        "process_stripe_event": (SubscriberSettings, OidcSettings),
+        "relay_sweep": (SubscriberSettings, OidcSettings),
+        "reevaluate_due": (SubscriberSettings, OidcSettings),
+        "reconcile_all": (SubscriberSettings, StripeApiSettings, OidcSettings),
         "create_checkout_session": api,
         "create_portal_session": api,
         "change_subscription": api,
@@ -260,7 +261,8 @@ def test_push_subscription_targets_the_subscriber_with_oidc(tf: Terraform) -> No
     assert 'fn["process_stripe_event"]' in push["push_endpoint"]
     oidc = _block(push, "oidc_token")
     assert oidc is not None
-    assert oidc["audience"] == push["push_endpoint"]
+    # The subscriber's deterministic run.app URL, which it checks itself (row 10 below).
+    assert oidc["audience"] == '${local.run_url["process_stripe_event"]}'
     # The push identity may invoke the subscriber and nothing else.
     invoker = tf.resource("google_cloud_run_v2_service_iam_member", "subscriber_push")
     assert invoker["member"] == "${google_service_account.pubsub_push.member}"
@@ -514,3 +516,55 @@ def test_pubsub_alerts_watch_the_right_subscriptions(tf: Terraform) -> None:
     old = condition("oldest_unacked")
     assert "google_pubsub_subscription.stripe_events.name" in old["filter"]
     assert "subscription/oldest_unacked_message_age" in old["filter"]
+
+
+def test_every_pushed_or_scheduled_function_checks_the_token_its_caller_requests(
+    tf: Terraform,
+) -> None:
+    """Issue 17 row 10: OIDC on by default in the deployed config, with the audience and
+    service account the push subscription and the scheduler jobs put in their tokens."""
+    from functions.entrypoints.oidc import OidcSettings
+
+    accounts = tf.locals["invoker_accounts"]
+    fields = {name.upper() for name in OidcSettings.model_fields}
+    expected = {
+        "process_stripe_event",
+        "relay_sweep",
+        "reevaluate_due",
+        "reconcile_all",
+        "synthetic_probe",
+    }
+    assert set(accounts) == expected
+    # A for expression: python-hcl2 gives its text, which must set both fields per caller.
+    oidc_env = tf.locals["oidc_env"]
+    assert "for fn, account in local.invoker_accounts" in oidc_env
+    assert "OIDC_AUDIENCE = local.run_url[fn]" in oidc_env
+    assert "OIDC_SERVICE_ACCOUNTS = account" in oidc_env
+    assert {"OIDC_AUDIENCE", "OIDC_SERVICE_ACCOUNTS"} <= fields
+    run_url = tf.locals["run_url"]
+    assert "for fn, f in local.functions" in run_url
+    assert "https://${f.name}-${data.google_project.this.number}.${var.region}.run.app" in run_url
+    push = _block(
+        _block(tf.resource("google_pubsub_subscription", "stripe_events"), "push_config"),
+        "oidc_token",
+    )
+    assert push is not None
+    assert push["audience"] == '${local.run_url["process_stripe_event"]}'
+    assert push["service_account_email"] == accounts["process_stripe_event"]
+    jobs = [
+        tf.resource("google_cloud_scheduler_job", name) for name in ("job", "reconcile_anomalies")
+    ]
+    for job in jobs:
+        token = _block(_block(job, "http_target"), "oidc_token")
+        assert token is not None
+        assert token["audience"] in (
+            "${local.run_url[each.key]}",
+            '${local.run_url["reconcile_all"]}',
+        )
+        assert token["service_account_email"] == "${google_service_account.scheduler.email}"
+    assert {accounts[k] for k in expected - {"process_stripe_event"}} == {
+        "${google_service_account.scheduler.email}"
+    }
+    fn = tf.resource("google_cloudfunctions2_function", "fn")
+    env_expr = _block(fn, "service_config")["environment_variables"]  # type: ignore[index]
+    assert "lookup(local.oidc_env, each.key, {})" in env_expr
