@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "main.py"
 WEBHOOK_TARGET = "stripe_webhook"
 SUBSCRIBER_TARGET = "process_stripe_event"
+READ_API_TARGET = "entitlements_api"
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -149,6 +150,8 @@ class LocalStack:
     subscriber_port: int | None = None
     subscriber: bool = True
     observer_subscriptions: bool = True
+    # The current-entitlements read API (needs INTERNAL_AUTH_SECRET in env); 0: a free port.
+    read_api_port: int | None = None
     # The push subscription's dead-letter policy (the subscriber's MAX_DELIVERY_ATTEMPTS
     # must say the same: set both).
     max_delivery_attempts: int = 5
@@ -226,6 +229,9 @@ class LocalStack:
                     signature_type="cloudevent",
                 )
             )
+        if self.read_api_port is not None:
+            self.read_api_port = self.read_api_port or free_port()
+            self.functions.append(start_function(READ_API_TARGET, self.read_api_port, self.env))
 
     def stop(self) -> None:
         for function in self.functions:
@@ -237,15 +243,33 @@ class LocalStack:
 
 
 def curl_example(url: str, secret: str) -> str:
+    """A signed `customer.subscription.created` for `cus_dev` on Team, as Stripe sends it."""
     now = int(time.time())
+    item = {
+        "id": "si_dev",
+        "object": "subscription_item",
+        "price": {"id": "price_dev_team", "object": "price", "lookup_key": "dataface_team_monthly"},
+        "quantity": 1,
+        "current_period_start": now,
+        "current_period_end": now + 30 * 86400,
+    }
+    subscription = {
+        "id": "sub_dev",
+        "object": "subscription",
+        "customer": "cus_dev",
+        "status": "active",
+        "created": now,
+        "items": {"object": "list", "data": [item], "has_more": False},
+        "metadata": {"account_id": "acct_dev"},
+    }
     event = {
-        "id": f"evt_dev_{uuid.uuid4().hex[:12]}",
+        "id": f"evt_dev{uuid.uuid4().hex[:12]}",
         "object": "event",
-        "type": "customer.subscription.updated",
+        "type": "customer.subscription.created",
         "created": now,
         "livemode": False,
         "api_version": "2025-03-31.basil",
-        "data": {"object": {"id": "sub_dev", "object": "subscription", "customer": "cus_dev"}},
+        "data": {"object": subscription},
     }
     body = json.dumps(event, separators=(",", ":"))
     header = sign(body.encode(), [secret], now)
@@ -253,6 +277,13 @@ def curl_example(url: str, secret: str) -> str:
         f"curl -sS -X POST {url} -H 'Content-Type: application/json' "
         f"-H {shlex.quote('Stripe-Signature: ' + header)} --data-raw {shlex.quote(body)}"
     )
+
+
+def read_api_example(url: str, auth_secret: str) -> str:
+    from functions.entrypoints.auth import READ_AUDIENCE, issue_token  # noqa: PLC0415
+
+    token = issue_token("dev", auth_secret, audience=READ_AUDIENCE, ttl_seconds=300)
+    return f"curl -sS {url.rstrip('/')}/v1/entitlements/acct_dev -H 'Authorization: Bearer {token}'"
 
 
 def dev() -> int:
@@ -264,8 +295,13 @@ def dev() -> int:
     if not secret:
         secret = "whsec_dev" + secrets.token_hex(16)
         env["STRIPE_WEBHOOK_SECRET"] = secret
+    auth_secret = os.environ.get(
+        "INTERNAL_AUTH_SECRET"
+    ) or "dev-internal-auth-" + secrets.token_hex(16)
+    env["INTERNAL_AUTH_SECRET"] = auth_secret
     webhook_port = int(os.environ.get("WEBHOOK_PORT", "8080"))
     subscriber_port = int(os.environ.get("SUBSCRIBER_PORT", "8081"))
+    read_api_port = int(os.environ.get("READ_API_PORT", "8082"))
     with_subscriber = main_exports(SUBSCRIBER_TARGET)
     stop = threading.Event()
     # Both set the flag. SIGINT explicitly too: a process started with SIGINT ignored
@@ -279,6 +315,7 @@ def dev() -> int:
         webhook_port=webhook_port,
         subscriber_port=subscriber_port,
         subscriber=with_subscriber,
+        read_api_port=read_api_port if main_exports(READ_API_TARGET) else None,
     )
     print("starting emulators and functions...", flush=True)
     with stack:
@@ -295,11 +332,23 @@ def dev() -> int:
             print(f"logs {function.target}: {function.log_path} (pid {function.proc.pid})")
         if generated:
             print(f"generated dev secret: STRIPE_WEBHOOK_SECRET={secret}")
-        print("example signed request (valid for 5 minutes):")
+        print("example signed request (valid for 5 minutes; Team for acct_dev):")
         print(curl_example(stack.webhook_url, secret.split(",")[0].strip()))
+        if stack.read_api_port:
+            read_url = f"http://127.0.0.1:{stack.read_api_port}/"
+            print(f"read API URL:     {read_url}   (INTERNAL_AUTH_SECRET={auth_secret})")
+            print("its entitlements, after the request above (token valid for 5 minutes):")
+            print(read_api_example(read_url, auth_secret))
+            print("a downstream consumer following the stream (README, Downstream):")
+            hosts = " ".join(f"{k}={v}" for k, v in stack.emulators.env().items())
+            print(
+                f"  INTERNAL_AUTH_SECRET={auth_secret} {hosts} "
+                f".venv/bin/python -m functions.consumer.example --project {stack.project} "
+                f"--read-api {read_url}"
+            )
         print("running; Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            _supervise(stack, stop, with_subscriber)
+            _supervise(stack, stop, with_subscriber, secret.split(",")[0].strip())
         print("stopping...", flush=True)
     return 0
 
@@ -308,8 +357,12 @@ def _say(line: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
 
 
-def _supervise(stack: LocalStack, stop: threading.Event, with_subscriber: bool) -> None:
-    """Restart dead function processes and watch the push loop until asked to stop."""
+def _supervise(
+    stack: LocalStack, stop: threading.Event, with_subscriber: bool, secret: str
+) -> None:
+    """Restart dead function processes, watch the push loop and run the synthetic probe
+    (infra/local/probe_loop.py) until asked to stop."""
+    from infra.local.probe_loop import LocalProbe  # noqa: PLC0415 - needs the emulator env
     from infra.local.supervise import Supervisor  # noqa: PLC0415 - it imports this module
     from infra.local.watchdog import PushWatchdog  # noqa: PLC0415 - needs the emulator env
 
@@ -330,13 +383,29 @@ def _supervise(stack: LocalStack, stop: threading.Event, with_subscriber: bool) 
             _say,
             stall_seconds=float(os.environ.get("WATCHDOG_STALL_SECONDS", "30")),
         )
+    probe = None
+    if with_subscriber:
+        from functions.log import configure_logging  # noqa: PLC0415
+
+        # The probe runs in this process: its JSON log lines would land in the middle of
+        # the human output; LocalProbe prints what matters (completions, failures).
+        configure_logging("CRITICAL")
+        interval = float(os.environ.get("PROBE_INTERVAL_SECONDS", "60"))
+        timeout = float(os.environ.get("PROBE_TIMEOUT_SECONDS", "30"))
+        probe = LocalProbe(
+            stack.project, stack.webhook_url, secret, _say, interval=interval, timeout=timeout
+        )
     try:
         while not stop.is_set():
             supervisor.check()
             if watchdog is not None:
                 watchdog.check()
+            if probe is not None:
+                probe.check()
             stop.wait(0.5)
     finally:
+        if probe is not None:
+            probe.close()
         if watchdog is not None:
             watchdog.close()
 

@@ -5,6 +5,7 @@ and a push loop that stops delivering is reported by the watchdog."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -81,6 +82,9 @@ def dev(emulators: Emulators) -> Iterator[Dev]:
         "WEBHOOK_PORT": str(webhook_port),
         "SUBSCRIBER_PORT": str(subscriber_port),
         "WATCHDOG_STALL_SECONDS": str(STALL_SECONDS),
+        "READ_API_PORT": str(free_port()),
+        "PROBE_INTERVAL_SECONDS": "3",
+        "PROBE_TIMEOUT_SECONDS": "6",
         "PYTHONUNBUFFERED": "1",
     }
     proc = subprocess.Popen(
@@ -174,3 +178,45 @@ def test_a_stalled_push_loop_is_reported_and_its_recovery_too(dev: Dev) -> None:
     dev.wait_line(r"watchdog: push loop delivering again", 60, mark)
     wait(processed(dev.project, stuck), 60, "the event held while stalled")
     assert dev.pid(SUBSCRIBER_TARGET) == master  # frozen and thawed, never restarted
+
+
+def _printed_after(dev: Dev, heading: str) -> str:
+    index = next(i for i, line in enumerate(dev.lines) if line.startswith(heading))
+    return dev.lines[index + 1].strip()
+
+
+def test_the_printed_curls_work_as_printed(dev: Dev) -> None:
+    """What a person copies from make dev's output: the signed event, then the read API."""
+    posted = subprocess.run(
+        ["bash", "-c", _printed_after(dev, "example signed request")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(posted.stdout) == {"received": True}
+    repo = FirestoreRepository(dev.project)
+    wait(lambda: (r := repo.get_record("cus_dev")) is not None and r.version > 0, 60, "cus_dev")
+    read = subprocess.run(
+        ["bash", "-c", _printed_after(dev, "its entitlements")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    state = json.loads(read.stdout)
+    assert (state["account_id"], state["access"], state["entitlements"]["plan"]) == (
+        "acct_dev",
+        "full",
+        "team",
+    )
+
+
+def test_the_synthetic_probe_reports_a_stall_and_the_recovery(dev: Dev) -> None:
+    dev.wait_line(r"probe completed in [\d.]+ ms", timeout=60)
+    master = dev.pid(SUBSCRIBER_TARGET)
+    mark = len(dev.lines)
+    os.killpg(master, signal.SIGSTOP)
+    try:
+        dev.wait_line(r"probe FAILED at delivery: .*pipeline stalled\?", timeout=40, after=mark)
+    finally:
+        os.killpg(master, signal.SIGCONT)
+    dev.wait_line(r"probe recovered: completed in [\d.]+ ms", timeout=60, after=mark)
