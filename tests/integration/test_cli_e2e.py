@@ -100,9 +100,11 @@ def test_webhook_to_subscriber_to_billing_ops(stack: LocalStack) -> None:
     assert shown["record"]["access"] == story.expected.access.value
     assert shown["pending_outbox"] == 0
 
-    # Valid envelope for the webhook, but no `livemode`: the subscriber cannot parse it.
-    broken = {k: v for k, v in story.events[0].items() if k != "livemode"}
+    # A valid envelope the domain can never apply: a seat quantity beyond the bound
+    # (schemas/catalog.py), which the subscriber dead-letters at once.
+    broken = json.loads(json.dumps(story.events[0]))
     broken["id"] = f"evt_broken{uuid.uuid4().hex[:8]}"
+    broken["data"]["object"]["items"]["data"][0]["quantity"] = 10**12
     assert post(stack, json.dumps(broken).encode()) == 200
     (row,) = eventually(lambda: ops("dlq", "list"))
     assert row["event_id"] == broken["id"]
@@ -115,7 +117,7 @@ def test_webhook_to_subscriber_to_billing_ops(stack: LocalStack) -> None:
         return shown if shown["last_error"] else None
 
     shown_dl = eventually(recorded)
-    assert "livemode" in shown_dl["last_error"]["reason"]
+    assert "quantity" in shown_dl["last_error"]["reason"]
     assert shown_dl["messages"][0]["attributes"]["event_type"] == broken["type"]
 
     # Replaying without fixing the cause: it is republished and comes straight back.

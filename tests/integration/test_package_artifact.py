@@ -175,6 +175,9 @@ def deployment(
             "STRIPE_API_KEY": "sk_test_local",
             "STRIPE_API_BASE": stripe.url,
             "INTERNAL_AUTH_SECRET": AUTH_SECRET,
+            # The installed probe posts to the installed webhook, as production's does.
+            "PROBE_WEBHOOK_URL": f"http://127.0.0.1:{ports['stripe_webhook']}/",
+            "PROBE_TIMEOUT_SECONDS": "30",
             "CHECKOUT_SUCCESS_URL": "https://app.dataface.test/billing/success",
             "CHECKOUT_CANCEL_URL": "https://app.dataface.test/billing/cancel",
             "PORTAL_RETURN_URL": "https://app.dataface.test/settings/billing",
@@ -346,6 +349,24 @@ def probe_internal_api(d: Deployment, fn: InstalledFunction) -> None:
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
 
 
+def probe_synthetic_probe(d: Deployment, fn: InstalledFunction) -> None:
+    # Through the installed webhook, subscriber and relay, back on the probe subscription.
+    answer = _scheduled(fn)
+    assert _fields(answer, "ok", "stage") == {"ok": True, "stage": "completed"}, answer
+    assert answer["latency_ms"] > 0
+
+
+def probe_entitlements_api(d: Deployment, fn: InstalledFunction) -> None:
+    from functions.entrypoints.auth import READ_AUDIENCE, issue_token
+
+    url = f"{fn.url.rstrip('/')}/v1/entitlements/acct_artifact_nobody"
+    assert requests.get(url, timeout=10).status_code == 401
+    token = issue_token("artifact", AUTH_SECRET, audience=READ_AUDIENCE)
+    response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 404, response.text
+    assert "acct_artifact_nobody" in response.json()["message"]
+
+
 PROBES: dict[str, Probe] = {
     "stripe_webhook": probe_webhook,
     "process_stripe_event": probe_subscriber,
@@ -355,6 +376,8 @@ PROBES: dict[str, Probe] = {
     "create_checkout_session": probe_internal_api,
     "create_portal_session": probe_internal_api,
     "change_subscription": probe_internal_api,
+    "synthetic_probe": probe_synthetic_probe,
+    "entitlements_api": probe_entitlements_api,
 }
 
 

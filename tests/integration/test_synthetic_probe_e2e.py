@@ -60,7 +60,10 @@ def test_probe_round_trips_and_is_invisible_to_consumers(
     probe = probe_for(stack)
     results = [probe.run() for _ in range(3)]  # within a second or two, on purpose
     assert [r.stage for r in results] == ["completed"] * 3, [r.detail for r in results]
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    # Our JSON lines go to stdout, or stderr after a CLI test routed them there.
+    captured = capsys.readouterr()
+    text = captured.out + "\n" + captured.err
+    lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
     completed = [line for line in lines if line.get("message") == "probe_completed"]
     assert [line["latency_ms"] for line in completed] == [r.latency_ms for r in results]
     assert all(r.latency_ms is not None and r.latency_ms > 0 for r in results)
