@@ -211,7 +211,7 @@ class WebhookHandler:
                 self._settings.stripe_events_topic,
                 body,
                 attributes=envelope.attributes(trace_id, traceparent),
-                ordering_key=envelope.customer_id or "",
+                ordering_key=envelope.ordering_key,
                 timeout=self._settings.webhook_publish_timeout_seconds,
             )
         except TransientError as exc:

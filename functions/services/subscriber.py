@@ -25,9 +25,12 @@ from functions.log import get_logger
 from functions.ports import Operation, Publisher, new_trace_id
 from functions.services.admission import admit
 from functions.services.apply import Applier
+from functions.services.thin_events import ThinEvents
+from functions.services.thin_events import is_handled_thin_type as thin_handled
 from schemas.documents import FailureRecord
 from schemas.ids import storable_key
 from schemas.stripe import StripeEvent
+from schemas.thin_events import ThinEventNotification
 from statemachine.decision import Policy
 
 _MAX_REASON = 500
@@ -88,12 +91,16 @@ class Subscriber:
         dead_letter_topic: str,
         policy: Policy,
         clock: Callable[[], float] = time.time,
+        thin: ThinEvents | None = None,
     ) -> None:
         """`publisher` parks messages on the dead-letter topic; `applier` does the rest.
 
-        `clock` is the present an event's `created` is judged against (admission).
+        `clock` is the present an event's `created` is judged against (admission);
+        `thin` reads the objects thin notifications name (None: a handled thin
+        notification fails transiently, as a deployment without Stripe access).
         """
         self._clock = clock
+        self._thin = thin
         self._repo = applier.repo
         self._publisher = publisher
         self._project = project
@@ -112,10 +119,24 @@ class Subscriber:
             project=self._project,
         )
         event: StripeEvent | None = None
+        extra: dict[str, Any] = {}
         try:
-            event = self._parse(message.data)
-            log = log.bind(event_id=event.id, event_type=event.type, customer_id=event.customer_id)
-            outcome = self._apply(event, message, trace_id)
+            parsed = self._parse(message.data)
+            if isinstance(parsed, ThinEventNotification):
+                log = log.bind(event_id=parsed.id, event_type=parsed.type, thin=True)
+                found = self._evidence(parsed)
+                if found is None:
+                    outcome = self._ignore(parsed, message, trace_id)
+                else:
+                    event, extra["coalesced"] = found
+                    log = log.bind(customer_id=event.customer_id, object_id=event.object_id)
+                    outcome = self._apply(event, message, trace_id, op_type=parsed.type)
+            else:
+                event = parsed
+                log = log.bind(
+                    event_id=event.id, event_type=event.type, customer_id=event.customer_id
+                )
+                outcome = self._apply(event, message, trace_id)
         except PermanentError as exc:
             try:
                 return self._dead_letter(message, event, exc, log)
@@ -131,19 +152,51 @@ class Subscriber:
             from_status=outcome.from_status,
             to_status=outcome.to_status,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            **extra,
         )
         return outcome
 
     @staticmethod
-    def _parse(data: bytes) -> StripeEvent:
+    def _parse(data: bytes) -> StripeEvent | ThinEventNotification:
         # The webhook's parser, so nothing it acknowledged to Stripe is unreadable here.
-        return events.parse_event(data)
+        return events.parse_message(data)
 
-    def _apply(self, event: StripeEvent, message: IncomingMessage, trace_id: str | None) -> Outcome:
+    def _evidence(self, note: ThinEventNotification) -> tuple[StripeEvent, bool] | None:
+        if self._thin is None:
+            if not thin_handled(note.type):
+                return None
+            raise TransientError(f"{note.type}: this subscriber cannot read from Stripe")
+        return self._thin.evidence(note)
+
+    def _ignore(
+        self, note: ThinEventNotification, message: IncomingMessage, trace_id: str | None
+    ) -> Outcome:
+        """A thin type we do not act on: the marker only, like an unhandled snapshot."""
+        op = Operation(
+            op_id=note.id,
+            op_type=note.type,
+            customer_id=None,
+            at=note.created_second,
+            source=events.arrived_by(message.attributes),
+            trace_id=trace_id or new_trace_id(),
+        )
+        result = self.applier.apply(op, None).result
+        kind = "duplicate" if result.duplicate else "ignored"
+        return Outcome(decision=kind, event_id=note.id, customer_id=None)
+
+    def _apply(
+        self,
+        event: StripeEvent,
+        message: IncomingMessage,
+        trace_id: str | None,
+        *,
+        op_type: str | None = None,
+    ) -> Outcome:
         customer_id = admit(event, now=self._clock())
         op = Operation(
             op_id=event.id,
-            op_type=event.type,
+            # A thin notification's own type, so the history says how the change arrived.
+            op_type=op_type or event.type,
             customer_id=customer_id,
             at=event.created,
             source=events.arrived_by(message.attributes),

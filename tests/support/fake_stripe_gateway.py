@@ -116,6 +116,7 @@ class FakeStripeGateway:
         self.subscriptions: dict[str, Obj] = {}
         self.subscription_schedules: dict[str, Obj] = {}
         self.events: dict[str, Obj] = {}
+        self.invoices: dict[str, Obj] = {}
         self.undelivered: set[str] = set()
         self.calls: list[tuple[str, str | None]] = []
         self._idempotent: dict[str, tuple[tuple[Any, ...], Obj | _Refusal]] = {}
@@ -624,3 +625,24 @@ class FakeStripeGateway:
             return _newest_first(events)
 
         return self._read("list events", read)
+
+    # -- thin events: a related object's current state ----------------------------------
+    # `_update` is the fake's one single-object call: it counts the call, honours
+    # fail_next and turns a missing object into Stripe's 404.
+
+    def retrieve_subscription(self, subscription_id: str) -> Obj:
+        return self._update(
+            "retrieve subscription",
+            lambda: self._get(self.subscriptions, subscription_id, "subscription"),
+        )
+
+    def retrieve_invoice(self, invoice_id: str) -> Obj:
+        return self._update(
+            "retrieve invoice", lambda: self._get(self.invoices, invoice_id, "invoice")
+        )
+
+    def retrieve_checkout_session(self, session_id: str) -> Obj:
+        return self._update(
+            "retrieve checkout session",
+            lambda: self._get(self.checkout_sessions, session_id, "checkout session"),
+        )

@@ -1,0 +1,222 @@
+"""Thin event notifications: which ones we act on, and the evidence each one stands for.
+
+A thin notification (`schemas.thin_events`) names an object and carries no snapshot, so
+the subscriber reads the object's current state through `StripeGateway` (paced by its
+token bucket, retried; a 429 or 5xx that outlasts the retries is a TransientError and the
+message is redelivered) and hands the domain an ordinary event built from it. The domain
+has one path: `statemachine.decide` judges that event like any snapshot, with the
+watermark and the idempotency marker deciding what a second notice of the same change
+does (nothing).
+
+Which types: exactly those whose classic name the domain handles
+(`statemachine.HANDLED_EVENT_TYPES`) with `v1.` in front, plus the finer subscription
+types Stripe sends for a change the domain reads from the subscription (a status, an
+item's price or quantity, the cancellation date). `v1.invoice.upcoming` names no object
+(a preview has no id) and the domain does nothing with it; `v1.invoice.overdue` and the
+like carry no fact the domain keeps. Everything else is acknowledged as ignored without
+an API read.
+
+Time: a subscription read is Stripe's state as of the moment the read started, so it is
+applied as a snapshot created then (never earlier than the notification): a snapshot event
+of the same change, older by construction, arrives as the same state (noop) or as older
+evidence (stale). Invoice facts are dated by the notification, which is when Stripe saw
+the payment fail or succeed (the same second as the snapshot event of that change), so the
+grace clock does not depend on our latency.
+
+Coalescing: one read serves every later notification for the same object that was created
+before the read started (less `skew_seconds`, for the two clocks), within `max_age_seconds`.
+Notifications for one object share an ordering key (the webhook keys them by the object),
+so a burst reaches an instance one after another and all but the first few are served from
+the read. A read that started before a notification was created never serves it: it might
+predate the change that notification is about.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pydantic
+
+from functions.errors import InvalidPayload
+from functions.ports import StripeGateway
+from schemas.stripe import StripeEvent
+from schemas.thin_events import ThinEventNotification
+from statemachine import HANDLED_EVENT_TYPES
+
+THIN_PREFIX: Final = "v1."
+_SUBSCRIPTION_UPDATED: Final = "customer.subscription.updated"
+# Finer v1 subscription types (stripe.events.V1CustomerSubscription*EventNotification)
+# whose change lives in what the domain reads from a subscription.
+FINER_SUBSCRIPTION_TYPES: Final = frozenset(
+    f"v1.customer.subscription.{name}"
+    for name in (
+        "active",
+        "past_due",
+        "trialing",
+        "unpaid",
+        "incomplete",
+        "incomplete_expired",
+        "item_added",
+        "item_removed",
+        "item_price_changed",
+        "item_quantity_changed",
+        "cancel_at_changed",
+    )
+)
+# The related object type each family names, and whether a read of it can be applied.
+_OBJECT_TYPES: Final = {
+    "customer.subscription.": "subscription",
+    "invoice.": "invoice",
+    "checkout.session.": "checkout.session",
+}
+_NO_OBJECT: Final = frozenset({"invoice.upcoming"})
+
+
+def _classic(thin_type: str) -> str | None:
+    if not thin_type.startswith(THIN_PREFIX):
+        return None
+    name = thin_type.removeprefix(THIN_PREFIX)
+    if name in HANDLED_EVENT_TYPES and name not in _NO_OBJECT:
+        return name
+    return _SUBSCRIPTION_UPDATED if thin_type in FINER_SUBSCRIPTION_TYPES else None
+
+
+HANDLED_THIN_TYPES: Final = frozenset(
+    {f"{THIN_PREFIX}{t}" for t in HANDLED_EVENT_TYPES if _classic(f"{THIN_PREFIX}{t}")}
+    | FINER_SUBSCRIPTION_TYPES
+)
+
+
+def is_handled_thin_type(thin_type: str) -> bool:
+    return thin_type in HANDLED_THIN_TYPES
+
+
+def expected_object_type(thin_type: str) -> str | None:
+    classic = _classic(thin_type)
+    if classic is None:
+        return None
+    return next(kind for prefix, kind in _OBJECT_TYPES.items() if classic.startswith(prefix))
+
+
+@dataclass(frozen=True)
+class Read:
+    started_at: float  # our clock, when the request left
+    obj: dict[str, Any]
+
+
+class ReadCache:
+    """The last read of each object, bounded in size; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        max_age_seconds: float = 5.0,
+        skew_seconds: float = 0.25,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._max_age = max_age_seconds
+        self._skew = skew_seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._reads: OrderedDict[tuple[str, str], Read] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def serving(self, key: tuple[str, str], created_at: float) -> Read | None:
+        """A read that already reflects a notification created at `created_at`."""
+        with self._lock:
+            read = self._reads.get(key)
+            if read is None or self._clock() - read.started_at > self._max_age:
+                return None
+            return read if read.started_at >= created_at + self._skew else None
+
+    def store(self, key: tuple[str, str], read: Read) -> None:
+        with self._lock:
+            current = self._reads.get(key)
+            if current is not None and current.started_at > read.started_at:
+                return  # a concurrent, later read stays
+            self._reads[key] = read
+            self._reads.move_to_end(key)
+            while len(self._reads) > self._max_entries:
+                self._reads.popitem(last=False)
+
+
+class ThinEvents:
+    """Turns a handled thin notification into the event the domain decides on."""
+
+    def __init__(
+        self,
+        gateway: Callable[[], StripeGateway],
+        *,
+        cache: ReadCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`gateway` is called once, at the first notification that needs a read: a
+        deployment without Stripe credentials still processes snapshot events (and a thin
+        one then fails as a ConfigError, redelivered until the configuration is fixed)."""
+        self._gateway_factory = gateway
+        self._gateway: StripeGateway | None = None
+        self._cache = cache or ReadCache(clock=clock)
+        self._clock = clock
+        self.reads = 0  # API reads made, for tests and the log line
+
+    def _api(self) -> StripeGateway:
+        if self._gateway is None:
+            # One gateway for the process, so its token bucket paces every read.
+            self._gateway = self._gateway_factory()
+        return self._gateway
+
+    def evidence(self, note: ThinEventNotification) -> tuple[StripeEvent, bool] | None:
+        """The event to decide on and whether it came from a read shared with an earlier
+        notification; None for a type we do not act on (no read is made)."""
+        classic = _classic(note.type)
+        if classic is None:
+            return None
+        kind = expected_object_type(note.type)
+        related = note.related_object
+        if related is None or related.type != kind:
+            raise InvalidPayload(
+                f"{note.type} must name a related {kind}, got {related.type if related else 'none'}"
+            )
+        read, shared = self._read(kind, related.id, note.created_at)
+        event_type, created = classic, note.created_second
+        if kind == "subscription":
+            created = max(created, int(read.started_at))
+        elif kind == "invoice" and read.obj.get("status") == "paid":
+            # The newest evidence: an invoice paid since the failure was notified.
+            event_type = "invoice.paid"
+        body = {
+            "id": note.id,
+            "object": "event",
+            "type": event_type,
+            "created": created,
+            "livemode": note.livemode,
+            "data": {"object": read.obj},
+        }
+        try:
+            return StripeEvent.model_validate(body), shared
+        except pydantic.ValidationError as exc:
+            raise InvalidPayload(f"{note.type}: {related.id} is not readable: {exc}") from exc
+
+    def _read(self, kind: str, object_id: str, created_at: float) -> tuple[Read, bool]:
+        key = (kind, object_id)
+        cached = self._cache.serving(key, created_at)
+        if cached is not None:
+            return cached, True
+        started = self._clock()
+        api = self._api()
+        if kind == "subscription":
+            obj = api.retrieve_subscription(object_id)
+        elif kind == "invoice":
+            obj = api.retrieve_invoice(object_id)
+        else:
+            obj = api.retrieve_checkout_session(object_id)
+        self.reads += 1
+        read = Read(started_at=started, obj=obj)
+        self._cache.store(key, read)
+        return read, False
