@@ -16,19 +16,24 @@ item's price or quantity, the cancellation date). `v1.invoice.upcoming` names no
 like carry no fact the domain keeps. Everything else is acknowledged as ignored without
 an API read.
 
-Time: a subscription read is Stripe's state as of the moment the read started, so it is
-applied as a snapshot created then (never earlier than the notification): a snapshot event
-of the same change, older by construction, arrives as the same state (noop) or as older
-evidence (stale). Invoice facts are dated by the notification, which is when Stripe saw
-the payment fail or succeed (the same second as the snapshot event of that change), so the
-grace clock does not depend on our latency.
+Time: the event is dated by the notification's `created` (in whole seconds, like the
+snapshot event Stripe creates for the same change at the same moment), not by when we
+read. The read is Stripe's current state, so it may already hold later changes; dating it
+by our read would make it "newer" than those changes' own events, but it would also start
+grace clocks (`past_due_since`) at our latency, and a change that arrives as both kinds
+would then leave a record that depends on which came first. Dated by the notification, a
+snapshot and a thin notice of one change are the same evidence: the second is a noop (or
+stale, when the read already held a later change), and each later change has its own
+notification. Two different reads in one second are left to the domain's same-second
+rule (evidence, else an anomaly the reconcile job answers within a minute).
 
 Coalescing: one read serves every later notification for the same object that was created
 before the read started (less `skew_seconds`, for the two clocks), within `max_age_seconds`.
-Notifications for one object share an ordering key (the webhook keys them by the object),
-so a burst reaches an instance one after another and all but the first few are served from
-the read. A read that started before a notification was created never serves it: it might
-predate the change that notification is about.
+Notifications for one object share an ordering key (the webhook keys them by the object)
+and reads of one object are single-flight within an instance, so a burst costs one read
+per instance once it is older than the skew allowance (Stripe's delivery takes longer).
+A read that started before a notification was created never serves it: it might predate
+the change that notification is about.
 """
 
 from __future__ import annotations
@@ -163,6 +168,8 @@ class ThinEvents:
         self._gateway: StripeGateway | None = None
         self._cache = cache or ReadCache(clock=clock)
         self._clock = clock
+        # Bounded: a few objects may share a stripe, which only serialises their reads.
+        self._stripes = tuple(threading.Lock() for _ in range(64))
         self.reads = 0  # API reads made, for tests and the log line
 
     def _api(self) -> StripeGateway:
@@ -184,17 +191,15 @@ class ThinEvents:
                 f"{note.type} must name a related {kind}, got {related.type if related else 'none'}"
             )
         read, shared = self._read(kind, related.id, note.created_at)
-        event_type, created = classic, note.created_second
-        if kind == "subscription":
-            created = max(created, int(read.started_at))
-        elif kind == "invoice" and read.obj.get("status") == "paid":
+        event_type = classic
+        if kind == "invoice" and read.obj.get("status") == "paid":
             # The newest evidence: an invoice paid since the failure was notified.
             event_type = "invoice.paid"
         body = {
             "id": note.id,
             "object": "event",
             "type": event_type,
-            "created": created,
+            "created": note.created_second,
             "livemode": note.livemode,
             "data": {"object": read.obj},
         }
@@ -205,9 +210,15 @@ class ThinEvents:
 
     def _read(self, kind: str, object_id: str, created_at: float) -> tuple[Read, bool]:
         key = (kind, object_id)
-        cached = self._cache.serving(key, created_at)
-        if cached is not None:
-            return cached, True
+        # Single flight: concurrent deliveries for one object (push delivers to several
+        # threads and instances) wait for the read in progress rather than each reading.
+        with self._stripes[hash(key) % len(self._stripes)]:
+            cached = self._cache.serving(key, created_at)
+            if cached is not None:
+                return cached, True
+            return self._fetch(kind, object_id), False
+
+    def _fetch(self, kind: str, object_id: str) -> Read:
         started = self._clock()
         api = self._api()
         if kind == "subscription":
@@ -218,5 +229,5 @@ class ThinEvents:
             obj = api.retrieve_checkout_session(object_id)
         self.reads += 1
         read = Read(started_at=started, obj=obj)
-        self._cache.store(key, read)
-        return read, False
+        self._cache.store((kind, object_id), read)
+        return read

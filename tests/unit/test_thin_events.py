@@ -155,7 +155,7 @@ def thin_events(gateway: FakeStripeGateway, clock: Clock, **cache: float) -> Thi
     return ThinEvents(lambda: gateway, cache=ReadCache(clock=clock, **cache), clock=clock)
 
 
-def test_a_subscription_read_is_applied_as_a_snapshot_from_when_the_read_started() -> None:
+def test_a_subscription_read_is_applied_as_a_snapshot_dated_by_the_notification() -> None:
     gateway, clock = FakeStripeGateway(), Clock(T0 + 2.5)
     gateway.subscriptions[SUB] = subscription("past_due")
     found = thin_events(gateway, clock).evidence(
@@ -166,7 +166,7 @@ def test_a_subscription_read_is_applied_as_a_snapshot_from_when_the_read_started
     assert (event.id, event.type, event.created) == (
         "evt_thin_1",
         "customer.subscription.updated",
-        int(T0 + 2.5),
+        int(T0),  # not the read's time: grace clocks start when Stripe saw the change
     )
     assert event.data.object["status"] == "past_due" and not shared
 
