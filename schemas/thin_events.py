@@ -64,3 +64,8 @@ class ThinEventNotification(BaseModel):
     @property
     def object_id(self) -> str | None:
         return self.related_object.id if self.related_object else None
+
+    @property
+    def customer_id(self) -> None:
+        """A notification names no customer (the object read does)."""
+        return None

@@ -118,10 +118,12 @@ class Subscriber:
             trace_id=trace_id,
             project=self._project,
         )
-        event: StripeEvent | None = None
+        # What failure records and dead letters are named by: the notification until the
+        # event built from its read replaces it.
+        event: StripeEvent | ThinEventNotification | None = None
         extra: dict[str, Any] = {}
         try:
-            parsed = self._parse(message.data)
+            parsed = event = self._parse(message.data)
             if isinstance(parsed, ThinEventNotification):
                 log = log.bind(event_id=parsed.id, event_type=parsed.type, thin=True)
                 found = self._evidence(parsed)
@@ -132,11 +134,10 @@ class Subscriber:
                     log = log.bind(customer_id=event.customer_id, object_id=event.object_id)
                     outcome = self._apply(event, message, trace_id, op_type=parsed.type)
             else:
-                event = parsed
                 log = log.bind(
-                    event_id=event.id, event_type=event.type, customer_id=event.customer_id
+                    event_id=parsed.id, event_type=parsed.type, customer_id=parsed.customer_id
                 )
-                outcome = self._apply(event, message, trace_id)
+                outcome = self._apply(parsed, message, trace_id)
         except PermanentError as exc:
             try:
                 return self._dead_letter(message, event, exc, log)
@@ -244,7 +245,7 @@ class Subscriber:
     def _dead_letter(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: PermanentError,
         log: Any,
     ) -> Outcome:
@@ -291,7 +292,7 @@ class Subscriber:
     def _raise_transient(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: Exception,
         log: Any,
     ) -> NoReturn:
@@ -303,7 +304,7 @@ class Subscriber:
     def _note_transient_failure(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: Exception,
         log: Any,
     ) -> None:

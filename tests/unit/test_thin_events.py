@@ -5,14 +5,18 @@ The same runs over HTTP on the emulators in tests/integration/test_thin_events_e
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import flask
 import pytest
 from stripe.events._event_classes import get_v2_event_notification_class
 from stripe.v2.core._event import UnknownEventNotification
 
 from functions import stripe_events
+from functions.config import WebhookSettings
+from functions.entrypoints.webhook import WebhookHandler
 from functions.errors import InvalidPayload, StripeUnavailable, TransientError
 from functions.services.apply import Applier
 from functions.services.relay import OutboxRelay
@@ -30,6 +34,7 @@ from statemachine.decision import Policy
 from tests.support.fake_publisher import FakePublisher
 from tests.support.fake_repository import FakeRepository
 from tests.support.fake_stripe_gateway import FakeStripeGateway
+from tests.support.signing import sign
 
 T0 = 1_790_000_000.0
 CUSTOMER = "cus_thin1"
@@ -341,3 +346,62 @@ def test_an_unhandled_thin_notification_is_ignored_with_a_marker() -> None:
     )
     assert deliver(make(repo, pub, None, Clock()), note) == "ignored"
     assert repo.is_processed("evt_thin_1") and pub.messages == []
+
+
+# -- the webhook and failure records -------------------------------------------------------
+
+WEBHOOK_SECRET = "whsec_thin" + "c" * 24
+
+
+def webhook_call(body: bytes, signature: str) -> tuple[int, FakePublisher]:
+    publisher = FakePublisher()
+    handler = WebhookHandler(
+        WebhookSettings(google_cloud_project="unit", stripe_webhook_secret=WEBHOOK_SECRET),
+        publisher,
+    )
+    app = flask.Flask(__name__)
+    headers = {"Stripe-Signature": signature}
+    with app.test_request_context("/", method="POST", data=body, headers=headers):
+        status = handler(flask.request).status_code
+    return status, publisher
+
+
+def test_the_webhook_publishes_a_signed_thin_notification_unchanged_keyed_by_its_object() -> None:
+    body = json.dumps(notification(created=time.time())).encode()
+    status, publisher = webhook_call(body, sign(body, [WEBHOOK_SECRET], int(time.time())))
+    assert status == 200
+    [published] = publisher.messages
+    assert published.data == body and published.ordering_key == SUB
+    assert published.attributes["event_id"] == "evt_thin_1"
+    assert published.attributes["object_id"] == SUB
+
+
+def test_the_webhook_refuses_a_thin_notification_signed_with_another_secret() -> None:
+    body = json.dumps(notification(created=time.time())).encode()
+    status, publisher = webhook_call(body, sign(body, ["whsec_other" + "d" * 24], int(time.time())))
+    assert status == 400 and publisher.messages == []
+
+
+def test_a_failed_read_is_recorded_under_the_notification_id() -> None:
+    clock = Clock(T0 + 1)
+    gateway = FakeStripeGateway()
+    gateway.fail_next(1, status=503)
+    repo, pub = FakeRepository(), FakePublisher()
+    with pytest.raises(TransientError):
+        deliver(make(repo, pub, thin_events(gateway, clock), clock), notification())
+    failure = repo.get_failure("evt_thin_1")
+    assert failure is not None and failure.reason_code == "transient"
+    assert failure.event_type == "v1.customer.subscription.updated"
+
+
+def test_a_missing_related_object_is_dead_lettered_under_the_notification_id() -> None:
+    clock = Clock(T0 + 1)
+    repo, pub = FakeRepository(), FakePublisher()
+    outcome = deliver(
+        make(repo, pub, thin_events(FakeStripeGateway(), clock), clock), notification()
+    )
+    assert outcome == "dead_lettered"
+    failure = repo.get_failure("evt_thin_1")
+    assert failure is not None and failure.reason_code == "stripe_rejected"
+    [dead] = pub.messages
+    assert dead.topic == "dlq"
