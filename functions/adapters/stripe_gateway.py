@@ -354,3 +354,8 @@ class SdkStripeGateway:
                 lambda: self._client.v1.checkout.sessions.retrieve(session_id),
             )
         )
+
+    def retrieve_thin_event(self, event_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call("retrieve v2 event", lambda: self._client.v2.core.events.retrieve(event_id))
+        )

@@ -131,7 +131,10 @@ class Subscriber:
                     outcome = self._ignore(parsed, message, trace_id)
                 else:
                     event, extra["coalesced"] = found
-                    log = log.bind(customer_id=event.customer_id, object_id=event.object_id)
+                    # op_id: the id it is applied under (an invoice's v1 twin, see thin_events).
+                    log = log.bind(
+                        customer_id=event.customer_id, object_id=event.object_id, op_id=event.id
+                    )
                     outcome = self._apply(event, message, trace_id, op_type=parsed.type)
             else:
                 log = log.bind(

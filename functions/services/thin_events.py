@@ -27,6 +27,15 @@ stale, when the read already held a later change), and each later change has its
 notification. Two different reads in one second are left to the domain's same-second
 rule (evidence, else an anomaly the reconcile job answers within a minute).
 
+One change, one effect: a snapshot and a thin notice of one subscription change are the
+same state, so whichever comes second is a noop (or stale) by the watermark, whatever
+their ids. Invoice facts are not states but dated facts (when a payment failed), and the
+two events of one change may straddle a second, so there the ids must agree: the v2 event
+(GET /v2/core/events/{id}) names its v1 twin in `snapshot_event`, and the notification
+is applied under that id, so the processed-event marker lets only the first of the two
+through. That costs one more read per invoice notification (they come one per payment
+attempt, not in bursts); subscription notifications, which do burst, need none.
+
 Coalescing: one read serves every later notification for the same object that was created
 before the read started (less `skew_seconds`, for the two clocks), within `max_age_seconds`.
 Notifications for one object share an ordering key (the webhook keys them by the object)
@@ -191,12 +200,13 @@ class ThinEvents:
                 f"{note.type} must name a related {kind}, got {related.type if related else 'none'}"
             )
         read, shared = self._read(kind, related.id, note.created_at)
+        event_id = self._twin(note.id) if kind == "invoice" else note.id
         event_type = classic
         if kind == "invoice" and read.obj.get("status") == "paid":
             # The newest evidence: an invoice paid since the failure was notified.
             event_type = "invoice.paid"
         body = {
-            "id": note.id,
+            "id": event_id,
             "object": "event",
             "type": event_type,
             "created": note.created_second,
@@ -207,6 +217,13 @@ class ThinEvents:
             return StripeEvent.model_validate(body), shared
         except pydantic.ValidationError as exc:
             raise InvalidPayload(f"{note.type}: {related.id} is not readable: {exc}") from exc
+
+    def _twin(self, event_id: str) -> str:
+        """The id of the snapshot event Stripe created for the same change, if any."""
+        twin = self._api().retrieve_thin_event(event_id).get("snapshot_event")
+        self.reads += 1
+        # Checked against Stripe's event id shape where the event is built.
+        return twin if isinstance(twin, str) and twin else event_id
 
     def _read(self, kind: str, object_id: str, created_at: float) -> tuple[Read, bool]:
         key = (kind, object_id)

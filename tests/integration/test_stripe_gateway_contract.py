@@ -280,6 +280,7 @@ UNKNOWN_IDS: dict[str, Callable[[StripeGateway], object]] = {
     "retrieve_subscription": lambda gw: gw.retrieve_subscription("sub_missing"),
     "retrieve_invoice": lambda gw: gw.retrieve_invoice("in_missing"),
     "retrieve_checkout_session": lambda gw: gw.retrieve_checkout_session("cs_missing"),
+    "retrieve_thin_event": lambda gw: gw.retrieve_thin_event("evt_missing"),
 }
 
 

@@ -205,7 +205,8 @@ def change_events(
         }
         server.state.checkout_sessions[obj["id"]] = obj
         related, classic = obj["id"], name
-    thin = server.emit_thin(f"v1.{name}", kind, related)
+    # Stripe names the v1 twin of a v2 event whether or not an endpoint receives it.
+    thin = server.emit_thin(f"v1.{name}", kind, related, snapshot_event=f"evt_snap_{n}_{mode}")
     # Stripe creates both events of one change at once: the snapshot has the thin one's second.
     created = int(datetime.fromisoformat(thin["created"].replace("Z", "+00:00")).timestamp())
     snap = snapshot(f"evt_snap_{n}_{mode}", classic, obj, created)
@@ -253,7 +254,12 @@ def test_every_handled_thin_type_has_the_effect_of_its_snapshot_and_both_have_on
         events = change_events(server, customer, n, mode, detail)
         for body in events:
             post(stack, body)
-        sent[(n, mode)] = [e["id"] for e in events]
+        # An invoice notification is applied (and marked processed) under its v1 twin's id.
+        twin = expected_object_type(THIN_TYPES[n]) == "invoice"
+        sent[(n, mode)] = [
+            f"evt_snap_{n}_{mode}" if twin and e["object"] == "v2.core.event" else e["id"]
+            for e in events
+        ]
     demo.wait_processed(repo, {e for ids in sent.values() for e in ids})
 
     versions = versions_after_dedupe(entitlements(stack.project, quiet_seconds=2.0))

@@ -117,6 +117,7 @@ class FakeStripeGateway:
         self.subscription_schedules: dict[str, Obj] = {}
         self.events: dict[str, Obj] = {}
         self.invoices: dict[str, Obj] = {}
+        self.thin_events: dict[str, Obj] = {}  # v2 events, by id
         self.undelivered: set[str] = set()
         self.calls: list[tuple[str, str | None]] = []
         self._idempotent: dict[str, tuple[tuple[Any, ...], Obj | _Refusal]] = {}
@@ -645,4 +646,9 @@ class FakeStripeGateway:
         return self._update(
             "retrieve checkout session",
             lambda: self._get(self.checkout_sessions, session_id, "checkout session"),
+        )
+
+    def retrieve_thin_event(self, event_id: str) -> Obj:
+        return self._update(
+            "retrieve v2 event", lambda: self._get(self.thin_events, event_id, "event")
         )

@@ -185,6 +185,7 @@ def test_an_invoice_notification_keeps_its_own_time_and_a_paid_invoice_wins() ->
         "status": "paid",
         "created": int(T0) - 60,
     }
+    gateway.thin_events["evt_thin_1"] = {"id": "evt_thin_1", "snapshot_event": None}
     note = notification("v1.invoice.payment_failed", related=("invoice", "in_1"))
     found = thin_events(gateway, clock).evidence(parsed(note))
     assert found is not None
@@ -405,3 +406,58 @@ def test_a_missing_related_object_is_dead_lettered_under_the_notification_id() -
     assert failure is not None and failure.reason_code == "stripe_rejected"
     [dead] = pub.messages
     assert dead.topic == "dlq"
+
+
+def test_an_invoice_change_arriving_as_both_kinds_across_a_second_has_one_effect() -> None:
+    # Stripe's two events of one payment failure may straddle a second; the grace clock
+    # must start once, so the thin one is applied under its twin's id.
+    clock = Clock(T0 + 1.2)
+    gateway = FakeStripeGateway()
+    gateway.subscriptions[SUB] = subscription("past_due")
+    invoice = {
+        "id": "in_1",
+        "object": "invoice",
+        "customer": CUSTOMER,
+        "status": "open",
+        "created": int(T0) - 60,
+        "attempt_count": 1,
+        "parent": {"subscription_details": {"subscription": SUB}},
+    }
+    gateway.invoices["in_1"] = invoice
+    gateway.thin_events["evt_thin_inv"] = {"id": "evt_thin_inv", "snapshot_event": "evt_snap_inv"}
+    snap = {
+        "id": "evt_snap_inv",
+        "object": "event",
+        "type": "invoice.payment_failed",
+        "created": int(T0) - 1,
+        "livemode": False,
+        "data": {"object": invoice},
+    }
+    note = notification(
+        "v1.invoice.payment_failed",
+        created=T0 + 0.1,
+        related=("invoice", "in_1"),
+        event_id="evt_thin_inv",
+    )
+    results = {}
+    orders = {
+        "thin_first": [note, snap],
+        "thin_only": [note],
+        "snapshot_first": [snap, note],
+        "snapshot_only": [snap],
+    }
+    for order, bodies in orders.items():
+        repo, pub = FakeRepository(), FakePublisher()
+        sub = make(repo, pub, thin_events(gateway, clock), clock)
+        assert deliver(sub, snapshot("past_due", created=int(T0) - 30)) == "applied"
+        decisions = [deliver(sub, body) for body in bodies]
+        assert decisions[0] == "applied" and decisions[1:] in ([], ["duplicate"]), order
+        record = repo.get_record(CUSTOMER)
+        assert record is not None and record.payment_failed_at is not None
+        results[order] = (*effect(repo, pub), record.payment_failed_at, record.grace_until)
+    # Both together are whichever came first alone: one effect, one grace clock.
+    assert results["thin_first"] == results["thin_only"]
+    assert results["snapshot_first"] == results["snapshot_only"]
+    # And every delivery publishes the same versions (the straddled second is invisible
+    # to the versions; the grace clock starts at the first evidence of the failure).
+    assert {r[4] == results["snapshot_only"][4] for r in results.values()} == {True}
