@@ -175,6 +175,7 @@ class ThinEvents:
         one then fails as a ConfigError, redelivered until the configuration is fixed)."""
         self._gateway_factory = gateway
         self._gateway: StripeGateway | None = None
+        self._gateway_lock = threading.Lock()
         self._cache = cache or ReadCache(clock=clock)
         self._clock = clock
         # Bounded: a few objects may share a stripe, which only serialises their reads.
@@ -182,10 +183,11 @@ class ThinEvents:
         self.reads = 0  # API reads made, for tests and the log line
 
     def _api(self) -> StripeGateway:
-        if self._gateway is None:
-            # One gateway for the process, so its token bucket paces every read.
-            self._gateway = self._gateway_factory()
-        return self._gateway
+        with self._gateway_lock:
+            if self._gateway is None:
+                # One gateway for the process, so its token bucket paces every read.
+                self._gateway = self._gateway_factory()
+            return self._gateway
 
     def evidence(self, note: ThinEventNotification) -> tuple[StripeEvent, bool] | None:
         """The event to decide on and whether it came from a read shared with an earlier

@@ -461,3 +461,22 @@ def test_an_invoice_change_arriving_as_both_kinds_across_a_second_has_one_effect
     # And every delivery publishes the same versions (the straddled second is invisible
     # to the versions; the grace clock starts at the first evidence of the failure).
     assert {r[4] == results["snapshot_only"][4] for r in results.values()} == {True}
+
+
+def test_the_gateway_is_built_once_and_only_when_a_thin_notification_needs_a_read() -> None:
+    gateway, clock, built = FakeStripeGateway(), Clock(T0 + 1), []
+    gateway.subscriptions[SUB] = subscription()
+
+    def factory() -> FakeStripeGateway:
+        built.append(1)
+        return gateway
+
+    thin = ThinEvents(factory, cache=ReadCache(clock=clock, max_age_seconds=0), clock=clock)
+    repo, pub = FakeRepository(), FakePublisher()
+    sub = make(repo, pub, thin, clock)
+    assert deliver(sub, snapshot()) == "applied"
+    assert built == []  # a snapshot-only deployment never needs Stripe credentials
+    deliver(sub, notification(event_id="evt_thin_a"))
+    clock.now += 1
+    deliver(sub, notification(created=T0 + 1.5, event_id="evt_thin_b"))
+    assert built == [1] and thin.reads == 2
