@@ -17,6 +17,10 @@ Behaviours tests rely on:
 - Lifecycle: `complete_checkout(session_id)` creates the subscription a finished Checkout
   would; subscription updates and `advance_schedule(id)` (a phase ending) change it. Each
   emits the event Stripe would send (`server.emitted`, also listed by GET /v1/events).
+- Thin events: `emit_thin(type, related_type, related_id, snapshot_event=...)` returns the
+  notification an event destination pushes and keeps the v2 event for
+  GET /v2/core/events/{id}; the related objects are served by GET /v1/subscriptions/{id},
+  /v1/invoices/{id} (seed `server.state.invoices`) and /v1/checkout/sessions/{id}.
 """
 
 from __future__ import annotations
