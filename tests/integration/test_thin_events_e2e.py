@@ -6,7 +6,9 @@ HTTP (STRIPE_API_BASE) -> Firestore -> entitlement-changed.
 For every thin type the domain handles, three customers get the same baseline and then the
 same change: one by the snapshot event, one by the thin notification, one by both (posted
 back to back; their ordering keys differ, so either may be processed first). All three end
-with the same record and the same entitlement versions on the stream.
+with the same record and the same entitlement versions on the stream. Invoice
+notifications name their v1 twin through the v2 event (`snapshot_event`), which the
+subscriber reads from the local server too.
 """
 
 from __future__ import annotations
