@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from functions.services.reconcile import ReconcileService
     from functions.services.relay import OutboxRelay
     from functions.services.subscriber import Subscriber
+    from functions.services.thin_events import ThinEvents
 
 # ruff: noqa: PLC0415 - lazy imports are the point of this module (see the docstring)
 
@@ -129,7 +130,17 @@ def subscriber() -> Subscriber:
         dead_letter_topic=settings.dead_letter_topic,
         policy=policy(),
         max_delivery_attempts=settings.max_delivery_attempts,
+        thin=thin_events(),
     )
+
+
+@cache
+def thin_events() -> ThinEvents:
+    from functions.services.thin_events import ThinEvents
+
+    # The gateway is built at the first thin notification: snapshot-only deployments need
+    # no Stripe key in the subscriber.
+    return ThinEvents(stripe_gateway)
 
 
 @cache
@@ -248,6 +259,7 @@ _BUILDERS = (
     relay,
     applier,
     subscriber,
+    thin_events,
     accounts,
     reconciler,
     dead_letters,

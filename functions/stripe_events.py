@@ -16,13 +16,14 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import orjson
 import pydantic
 
 from functions.errors import InvalidPayload
 from schemas.stripe import StripeEvent
+from schemas.thin_events import THIN_EVENT_OBJECT, ThinEventNotification
 
 # Routing attributes, set by whoever first puts the event on the topic.
 EVENT_ID: Final = "event_id"
@@ -81,6 +82,17 @@ class Envelope:
     api_version: str | None
     object_id: str | None
     customer_id: str | None
+    thin: bool = False
+
+    @property
+    def ordering_key(self) -> str:
+        """The customer id; for a thin notification, which names no customer, the related
+        object's id. Thin events need no order (the subscriber reads the object's current
+        state), but one key per object keeps a burst for one object on one delivery
+        sequence, so the subscriber's per-object coalescing sees them one after another."""
+        if self.customer_id:
+            return self.customer_id
+        return (self.object_id or "") if self.thin else ""
 
     def attributes(
         self, trace_id: str, traceparent: str, *, arrived_by: str | None = None
@@ -114,37 +126,59 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
-def parse_event(body: bytes) -> StripeEvent:
-    """The one parser of a stripe-events body, used by the webhook and the subscriber.
-
-    Raises InvalidEnvelope: code invalid_json (not a JSON object), invalid_envelope (not a
-    Stripe event), or field_too_long (a routing field Pub/Sub cannot carry; `field` names
-    it). Any parser failure ends here as InvalidEnvelope, so neither caller sees a 500 or a
-    transient error for bad bytes.
-    """
+def _document(body: bytes) -> dict[str, Any]:
     try:
         doc = loads(body)
     except (ValueError, RecursionError) as exc:
         raise InvalidEnvelope("invalid_json", f"not JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise InvalidEnvelope("invalid_json", "not a JSON object")
+    return doc
+
+
+_Model = TypeVar("_Model", StripeEvent, ThinEventNotification)
+
+
+def _validated(model: type[_Model], doc: dict[str, Any]) -> _Model:
     try:
-        event = StripeEvent.model_validate(doc)
+        parsed = model.model_validate(doc)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]["loc"] if exc.errors() else ()
         field = ".".join(str(p) for p in first) or None
         raise InvalidEnvelope("invalid_envelope", summarise(exc), field=field) from None
-    _check_fits_pubsub(event)
-    return event
+    _check_fits_pubsub(envelope_of(parsed))
+    return parsed
 
 
-def _check_fits_pubsub(event: StripeEvent) -> None:
+def parse_event(body: bytes) -> StripeEvent:
+    """The one parser of a snapshot event body (catch-up and the API return only these).
+
+    Raises InvalidEnvelope: code invalid_json (not a JSON object), invalid_envelope (not a
+    Stripe event), or field_too_long (a routing field Pub/Sub cannot carry; `field` names
+    it). Any parser failure ends here as InvalidEnvelope, so neither caller sees a 500 or a
+    transient error for bad bytes.
+    """
+    return _validated(StripeEvent, _document(body))
+
+
+def parse_message(body: bytes) -> StripeEvent | ThinEventNotification:
+    """The one parser of a stripe-events body, used by the webhook and the subscriber: a
+    snapshot event (`object: "event"`) or a thin notification (`object: "v2.core.event"`,
+    as `stripe.v2.core.EventNotification.from_json` tells them apart). Raises
+    InvalidEnvelope like `parse_event`."""
+    doc = _document(body)
+    if doc.get("object") == THIN_EVENT_OBJECT:
+        return _validated(ThinEventNotification, doc)
+    return _validated(StripeEvent, doc)
+
+
+def _check_fits_pubsub(envelope: Envelope) -> None:
     routing = {
-        EVENT_ID: event.id,
-        EVENT_TYPE: event.type,
-        API_VERSION: event.api_version,
-        OBJECT_ID: event.object_id,
-        CUSTOMER_ID: event.customer_id,
+        EVENT_ID: envelope.id,
+        EVENT_TYPE: envelope.type,
+        API_VERSION: envelope.api_version,
+        OBJECT_ID: envelope.object_id,
+        CUSTOMER_ID: envelope.customer_id,
     }
     for name, value in routing.items():
         # The customer id is also the ordering key; both limits are 1,024 bytes.
@@ -159,7 +193,20 @@ def summarise(exc: pydantic.ValidationError) -> str:
     return f"{exc.title} invalid: " + "; ".join(parts)
 
 
-def envelope_of(event: StripeEvent) -> Envelope:
+def envelope_of(event: StripeEvent | ThinEventNotification) -> Envelope:
+    if isinstance(event, ThinEventNotification):
+        return Envelope(
+            id=event.id,
+            type=event.type,
+            created=event.created_second,
+            livemode=event.livemode,
+            api_version=None,
+            object_id=event.object_id,
+            # A thin notification names only its related object; tying it to a customer
+            # would take an API read, which the webhook never makes.
+            customer_id=None,
+            thin=True,
+        )
     return Envelope(
         id=event.id,
         type=event.type,
@@ -172,8 +219,8 @@ def envelope_of(event: StripeEvent) -> Envelope:
 
 
 def parse_envelope(body: bytes) -> Envelope:
-    """The routing fields of `body`, parsed by `parse_event`; raises InvalidEnvelope."""
-    return envelope_of(parse_event(body))
+    """The routing fields of `body`, parsed by `parse_message`; raises InvalidEnvelope."""
+    return envelope_of(parse_message(body))
 
 
 def trace_context(headers: Mapping[str, str] | Any) -> tuple[str, str]:
@@ -207,7 +254,7 @@ def from_api(raw: Mapping[str, Any], *, arrived_by: str) -> OutgoingEvent:
     return OutgoingEvent(
         data=data,
         attributes=envelope.attributes(trace_id, traceparent, arrived_by=arrived_by),
-        ordering_key=envelope.customer_id or "",
+        ordering_key=envelope.ordering_key,
     )
 
 

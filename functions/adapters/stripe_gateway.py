@@ -331,3 +331,31 @@ class SdkStripeGateway:
                 {"delivery_success": False, "created": {"gte": created_gte}},
             )
         )
+
+    # -- thin events: a related object's current state ----------------------------------
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "retrieve subscription",
+                lambda: self._client.v1.subscriptions.retrieve(subscription_id),
+            )
+        )
+
+    def retrieve_invoice(self, invoice_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call("retrieve invoice", lambda: self._client.v1.invoices.retrieve(invoice_id))
+        )
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "retrieve checkout session",
+                lambda: self._client.v1.checkout.sessions.retrieve(session_id),
+            )
+        )
+
+    def retrieve_thin_event(self, event_id: str) -> dict[str, Any]:
+        return self._dict(
+            self._call("retrieve v2 event", lambda: self._client.v2.core.events.retrieve(event_id))
+        )

@@ -5,7 +5,7 @@ Stripe retries for three days when we do not answer 2xx, so this path only decid
 subscriber. No Firestore, no Stripe API calls, no `stripe.Event` construction (parsing a
 large event into StripeObjects costs tens of milliseconds; the signature check alone
 costs microseconds). The envelope is read by the subscriber's own parser
-(`stripe_events.parse_event`): what it refuses is a 400 here, never acknowledged to
+(`stripe_events.parse_message`): what it refuses is a 400 here, never acknowledged to
 Stripe as accepted and then dead-lettered.
 """
 
@@ -211,7 +211,7 @@ class WebhookHandler:
                 self._settings.stripe_events_topic,
                 body,
                 attributes=envelope.attributes(trace_id, traceparent),
-                ordering_key=envelope.customer_id or "",
+                ordering_key=envelope.ordering_key,
                 timeout=self._settings.webhook_publish_timeout_seconds,
             )
         except TransientError as exc:

@@ -27,9 +27,12 @@ from functions.log import get_logger
 from functions.ports import Operation, Publisher, new_trace_id
 from functions.services.admission import admit
 from functions.services.apply import Applier
+from functions.services.thin_events import ThinEvents
+from functions.services.thin_events import is_handled_thin_type as thin_handled
 from schemas.documents import FailureRecord
 from schemas.ids import storable_key
 from schemas.stripe import StripeEvent
+from schemas.thin_events import ThinEventNotification
 from statemachine.decision import Policy
 
 _MAX_REASON = 500
@@ -97,14 +100,18 @@ class Subscriber:
         policy: Policy,
         clock: Callable[[], float] = time.time,
         max_delivery_attempts: int | None = None,
+        thin: ThinEvents | None = None,
     ) -> None:
         """`publisher` parks messages on the dead-letter topic; `applier` does the rest.
 
-        `clock` is the present an event's `created` is judged against (admission).
+        `clock` is the present an event's `created` is judged against (admission);
         `max_delivery_attempts` is the subscription's dead-letter policy (None: leave
-        every retry decision to Pub/Sub).
+        every retry decision to Pub/Sub); `thin` reads the objects thin notifications
+        name (None: a handled thin notification fails transiently, as a deployment
+        without Stripe access).
         """
         self._clock = clock
+        self._thin = thin
         self._repo = applier.repo
         self._publisher = publisher
         self._project = project
@@ -128,11 +135,29 @@ class Subscriber:
             trace_id=trace_id,
             project=self._project,
         )
-        event: StripeEvent | None = None
+        # What failure records and dead letters are named by: the notification until the
+        # event built from its read replaces it.
+        event: StripeEvent | ThinEventNotification | None = None
+        extra: dict[str, Any] = {}
         try:
-            event = self._parse(message.data)
-            log = log.bind(event_id=event.id, event_type=event.type, customer_id=event.customer_id)
-            outcome = self._apply(event, message, trace_id)
+            parsed = event = self._parse(message.data)
+            if isinstance(parsed, ThinEventNotification):
+                log = log.bind(event_id=parsed.id, event_type=parsed.type, thin=True)
+                found = self._evidence(parsed)
+                if found is None:
+                    outcome = self._ignore(parsed, message, trace_id)
+                else:
+                    event, extra["coalesced"] = found
+                    # op_id: the id it is applied under (an invoice's v1 twin, see thin_events).
+                    log = log.bind(
+                        customer_id=event.customer_id, object_id=event.object_id, op_id=event.id
+                    )
+                    outcome = self._apply(event, message, trace_id, op_type=parsed.type)
+            else:
+                log = log.bind(
+                    event_id=parsed.id, event_type=parsed.type, customer_id=parsed.customer_id
+                )
+                outcome = self._apply(parsed, message, trace_id)
         except PermanentError as exc:
             try:
                 return self._dead_letter(message, event, exc, log)
@@ -150,19 +175,51 @@ class Subscriber:
             from_status=outcome.from_status,
             to_status=outcome.to_status,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            **extra,
         )
         return outcome
 
     @staticmethod
-    def _parse(data: bytes) -> StripeEvent:
+    def _parse(data: bytes) -> StripeEvent | ThinEventNotification:
         # The webhook's parser, so nothing it acknowledged to Stripe is unreadable here.
-        return events.parse_event(data)
+        return events.parse_message(data)
 
-    def _apply(self, event: StripeEvent, message: IncomingMessage, trace_id: str | None) -> Outcome:
+    def _evidence(self, note: ThinEventNotification) -> tuple[StripeEvent, bool] | None:
+        if self._thin is None:
+            if not thin_handled(note.type):
+                return None
+            raise TransientError(f"{note.type}: this subscriber cannot read from Stripe")
+        return self._thin.evidence(note)
+
+    def _ignore(
+        self, note: ThinEventNotification, message: IncomingMessage, trace_id: str | None
+    ) -> Outcome:
+        """A thin type we do not act on: the marker only, like an unhandled snapshot."""
+        op = Operation(
+            op_id=note.id,
+            op_type=note.type,
+            customer_id=None,
+            at=note.created_second,
+            source=events.arrived_by(message.attributes),
+            trace_id=trace_id or new_trace_id(),
+        )
+        result = self.applier.apply(op, None).result
+        kind = "duplicate" if result.duplicate else "ignored"
+        return Outcome(decision=kind, event_id=note.id, customer_id=None)
+
+    def _apply(
+        self,
+        event: StripeEvent,
+        message: IncomingMessage,
+        trace_id: str | None,
+        *,
+        op_type: str | None = None,
+    ) -> Outcome:
         customer_id = admit(event, now=self._clock())
         op = Operation(
             op_id=event.id,
-            op_type=event.type,
+            # A thin notification's own type, so the history says how the change arrived.
+            op_type=op_type or event.type,
             customer_id=customer_id,
             at=event.created,
             source=events.arrived_by(message.attributes),
@@ -210,7 +267,7 @@ class Subscriber:
     def _dead_letter(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: PermanentError,
         log: Any,
         *,
@@ -269,7 +326,11 @@ class Subscriber:
         )
 
     def _give_up(
-        self, message: IncomingMessage, event: StripeEvent | None, exc: Exception, log: Any
+        self,
+        message: IncomingMessage,
+        event: StripeEvent | ThinEventNotification | None,
+        exc: Exception,
+        log: Any,
     ) -> Outcome:
         """Dead-letter explicitly (publish with reason, record, ack), or raise transient."""
         exhausted = RetriesExhausted(
@@ -288,7 +349,7 @@ class Subscriber:
     def _raise_transient(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: Exception,
         log: Any,
     ) -> NoReturn:
@@ -300,7 +361,7 @@ class Subscriber:
     def _note_transient_failure(
         self,
         message: IncomingMessage,
-        event: StripeEvent | None,
+        event: StripeEvent | ThinEventNotification | None,
         exc: Exception,
         log: Any,
     ) -> None:

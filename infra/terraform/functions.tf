@@ -54,10 +54,15 @@ locals {
       max_instances  = 20
       firestore_role = "roles/datastore.user"
       publishes      = ["entitlements", "dead_letter"]
-      secrets        = {}
+      # Thin event notifications name an object; the subscriber reads its current state.
+      secrets = { STRIPE_API_KEY = "stripe_api_key" }
       env = {
         # Must equal the subscription's dead_letter_policy so the subscriber knows the last attempt.
         MAX_DELIVERY_ATTEMPTS = var.max_delivery_attempts
+        # The token bucket is per instance: 20 instances x 4 reads/s stays under Stripe's
+        # 100 reads/s in live mode (a test-mode account, 25/s, meets 429s, which the
+        # gateway retries and then redelivers).
+        STRIPE_MAX_REQUESTS_PER_SECOND = 4
       }
     }
     relay_sweep = {

@@ -277,6 +277,10 @@ UNKNOWN_IDS: dict[str, Callable[[StripeGateway], object]] = {
     "release_subscription_schedule": lambda gw: gw.release_subscription_schedule(
         "sub_sched_missing", idempotency_key="r"
     ),
+    "retrieve_subscription": lambda gw: gw.retrieve_subscription("sub_missing"),
+    "retrieve_invoice": lambda gw: gw.retrieve_invoice("in_missing"),
+    "retrieve_checkout_session": lambda gw: gw.retrieve_checkout_session("cs_missing"),
+    "retrieve_thin_event": lambda gw: gw.retrieve_thin_event("evt_missing"),
 }
 
 
@@ -411,6 +415,23 @@ def test_a_customers_subscriptions_are_all_listed_newest_first(stripe: Adapter) 
     ]
     assert parsed[0].period_end == 1_700_100_000 + 30 * 86_400
     assert gw.list_customer_subscriptions(customer(gw, "acct_3")["id"]) == []
+
+
+def test_a_thin_events_read_returns_the_objects_current_state(stripe: Adapter) -> None:
+    gw = stripe.gateway
+    cat = catalog(gw)
+    cus = customer(gw)
+    sub = stripe.seed_subscription(cus["id"], [(cat.team["id"], 1)])
+    gw.update_subscription(sub["id"], {"cancel_at_period_end": True}, idempotency_key="c1")
+
+    read = gw.retrieve_subscription(sub["id"])
+
+    assert read == listed(gw, cus["id"], sub["id"])
+    assert read["cancel_at_period_end"] is True and items_of(read) == [(cat.team["id"], 1)]
+    session = gw.create_checkout_session(
+        checkout_params(cus, cat.team, cat.seat), idempotency_key="checkout-read"
+    )
+    assert gw.retrieve_checkout_session(session["id"]) == session
 
 
 def test_an_upgrade_reprices_deletes_and_adds_items(stripe: Adapter) -> None:

@@ -116,6 +116,8 @@ class FakeStripeGateway:
         self.subscriptions: dict[str, Obj] = {}
         self.subscription_schedules: dict[str, Obj] = {}
         self.events: dict[str, Obj] = {}
+        self.invoices: dict[str, Obj] = {}
+        self.thin_events: dict[str, Obj] = {}  # v2 events, by id
         self.undelivered: set[str] = set()
         self.calls: list[tuple[str, str | None]] = []
         self._idempotent: dict[str, tuple[tuple[Any, ...], Obj | _Refusal]] = {}
@@ -624,3 +626,29 @@ class FakeStripeGateway:
             return _newest_first(events)
 
         return self._read("list events", read)
+
+    # -- thin events: a related object's current state ----------------------------------
+    # `_update` is the fake's one single-object call: it counts the call, honours
+    # fail_next and turns a missing object into Stripe's 404.
+
+    def retrieve_subscription(self, subscription_id: str) -> Obj:
+        return self._update(
+            "retrieve subscription",
+            lambda: self._get(self.subscriptions, subscription_id, "subscription"),
+        )
+
+    def retrieve_invoice(self, invoice_id: str) -> Obj:
+        return self._update(
+            "retrieve invoice", lambda: self._get(self.invoices, invoice_id, "invoice")
+        )
+
+    def retrieve_checkout_session(self, session_id: str) -> Obj:
+        return self._update(
+            "retrieve checkout session",
+            lambda: self._get(self.checkout_sessions, session_id, "checkout session"),
+        )
+
+    def retrieve_thin_event(self, event_id: str) -> Obj:
+        return self._update(
+            "retrieve v2 event", lambda: self._get(self.thin_events, event_id, "event")
+        )

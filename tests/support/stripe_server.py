@@ -17,6 +17,10 @@ Behaviours tests rely on:
 - Lifecycle: `complete_checkout(session_id)` creates the subscription a finished Checkout
   would; subscription updates and `advance_schedule(id)` (a phase ending) change it. Each
   emits the event Stripe would send (`server.emitted`, also listed by GET /v1/events).
+- Thin events: `emit_thin(type, related_type, related_id, snapshot_event=...)` returns the
+  notification an event destination pushes and keeps the v2 event for
+  GET /v2/core/events/{id}; the related objects are served by GET /v1/subscriptions/{id},
+  /v1/invoices/{id} (seed `server.state.invoices`) and /v1/checkout/sessions/{id}.
 """
 
 from __future__ import annotations
@@ -95,6 +99,9 @@ class State:
     subscription_schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     undelivered: set[str] = field(default_factory=set)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # v2 events (thin): what GET /v2/core/events/{id} answers.
+    thin_events: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _coerce(key: str, value: str) -> Any:
@@ -279,6 +286,47 @@ class StripeServer:
             self.emitted.append(event)
             return event
 
+    def emit_thin(
+        self,
+        type_: str,
+        related_type: str,
+        related_id: str,
+        *,
+        snapshot_event: str | None = None,
+    ) -> dict[str, Any]:
+        """The thin notification an event destination pushes for a change (Stripe's v2
+        shape: RFC 3339 `created`, `related_object` with the v1 URL, no snapshot); the
+        v2 event itself is retrievable at GET /v2/core/events/{id}."""
+        paths = {
+            "subscription": "/v1/subscriptions/",
+            "invoice": "/v1/invoices/",
+            "checkout.session": "/v1/checkout/sessions/",
+        }
+        with self._lock:
+            stamp = time.time()
+            created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp))
+            note_id = self._id("evt_test_thin")
+            note: dict[str, Any] = {
+                "id": note_id,
+                "object": "v2.core.event",
+                "type": type_,
+                "created": f"{created}.{int(stamp * 1000) % 1000:03d}Z",
+                "livemode": False,
+                "related_object": {
+                    "id": related_id,
+                    "type": related_type,
+                    "url": paths[related_type] + related_id,
+                },
+            }
+            self.state.thin_events[note_id] = {
+                **note,
+                "context": None,
+                "reason": None,
+                "changes": None,
+                "snapshot_event": snapshot_event,
+            }
+            return copy.deepcopy(note)
+
     def complete_checkout(self, session_id: str, *, paid: bool = True) -> dict[str, Any]:
         """What happens when the customer finishes the hosted page: the subscription is
         created from the session (trial included) and the matching events are emitted."""
@@ -449,6 +497,8 @@ class StripeServer:
 
     def _route(self, method: str, path: str, p: dict[str, Any]) -> dict[str, Any]:
         parts = path.strip("/").split("/")
+        if parts[:3] == ["v2", "core", "events"] and len(parts) == 4 and method == "GET":
+            return self._get(self.state.thin_events, parts[3], "event")
         if parts[0] != "v1" or len(parts) < 2:
             raise StripeApiError(404, "invalid_request_error", f"Unrecognized request URL ({path})")
         res, rest = parts[1], parts[2:]
@@ -619,6 +669,14 @@ class StripeServer:
 
     # -- checkout and portal ----------------------------------------------------------
 
+    def _get_checkout_sessions(
+        self, rest: list[str], p: dict[str, Any], path: str
+    ) -> dict[str, Any]:
+        if len(rest) != 1:
+            raise StripeApiError(404, "invalid_request_error", "Unrecognized request URL")
+        session = self._get(self.state.checkout_sessions, rest[0], "checkout session")
+        return {k: v for k, v in session.items() if k != "_params"}
+
     def _post_checkout_sessions(
         self, rest: list[str], p: dict[str, Any], path: str
     ) -> dict[str, Any]:
@@ -786,6 +844,13 @@ class StripeServer:
         if rest:
             return self._get(self.state.subscription_schedules, rest[0], "subscription schedule")
         return self._page(list(self.state.subscription_schedules.values()), p, path)
+
+    # -- invoices (seeded by tests: `server.state.invoices[id] = {...}`) ----------------
+
+    def _get_invoices(self, rest: list[str], p: dict[str, Any], path: str) -> dict[str, Any]:
+        if len(rest) != 1:
+            raise StripeApiError(404, "invalid_request_error", "Unrecognized request URL")
+        return self._get(self.state.invoices, rest[0], "invoice")
 
     # -- events -----------------------------------------------------------------------
 

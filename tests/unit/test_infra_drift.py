@@ -47,7 +47,8 @@ def _function_settings() -> dict[str, tuple[type[BaseSettings], ...]]:
     api = (CheckoutSettings, AuthSettings)
     return {
         "stripe_webhook": (WebhookSettings,),
-        "process_stripe_event": (SubscriberSettings, OidcSettings),
+        # StripeApiSettings: thin notifications are applied from a read of their object.
+        "process_stripe_event": (SubscriberSettings, StripeApiSettings, OidcSettings),
         "relay_sweep": (SubscriberSettings, OidcSettings),
         "reevaluate_due": (SubscriberSettings, OidcSettings),
         "reconcile_all": (SubscriberSettings, StripeApiSettings, OidcSettings),
@@ -311,7 +312,8 @@ def test_secrets_are_never_plain_env(tf: Terraform) -> None:
             assert secret_key in tf.locals["secrets"], (fn, secret_key)
     # Each function reads only the secrets it mounts.
     assert set(tf.locals["functions"]["stripe_webhook"]["secrets"]) == {"STRIPE_WEBHOOK_SECRET"}
-    assert not tf.locals["functions"]["process_stripe_event"]["secrets"]
+    # The subscriber reads the objects thin notifications name, and nothing else secret.
+    assert set(tf.locals["functions"]["process_stripe_event"]["secrets"]) == {"STRIPE_API_KEY"}
 
 
 def test_common_env_names_resolve_to_config_defaults(tf: Terraform) -> None:

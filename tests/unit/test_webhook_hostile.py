@@ -136,17 +136,17 @@ def test_row5_webhook_and_subscriber_judge_each_body_alike(
 @freeze_time(FROZEN)
 def test_row5_both_sides_call_the_one_parser(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, bytes]] = []
-    real = stripe_events.parse_event
+    real = stripe_events.parse_message
 
     def spy(body: bytes) -> Any:
-        seen.append(("parse_event", body))
+        seen.append(("parse_message", body))
         return real(body)
 
-    monkeypatch.setattr(stripe_events, "parse_event", spy)
+    monkeypatch.setattr(stripe_events, "parse_message", spy)
     body = with_description(b'"\\ud800"')
     assert post(webhook(FakePublisher()), body)[0] == 400
     subscriber(FakePublisher()).handle(IncomingMessage(data=body, message_id="m5b"))
-    assert seen == [("parse_event", body), ("parse_event", body)]
+    assert seen == [("parse_message", body), ("parse_message", body)]
 
 
 TOO_LONG = "x" * 1025
