@@ -88,6 +88,13 @@ def stripe_gateway() -> StripeGateway:
     return SdkStripeGateway.from_settings(stripe_api_settings())
 
 
+def stripe_api_version() -> str:
+    """The API version every request and our webhook endpoint are pinned to."""
+    from functions.adapters.stripe_gateway import STRIPE_API_VERSION
+
+    return STRIPE_API_VERSION
+
+
 def account_store(project: str) -> AccountStore:
     from functions.adapters.firestore_accounts import FirestoreAccountStore
 

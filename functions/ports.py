@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from functions import stripe_events as events
 from schemas.documents import (
@@ -29,6 +29,25 @@ from schemas.documents import (
     HistoryEntry,
     OutboxEntry,
 )
+
+if TYPE_CHECKING:
+    # Request types only (TypedDicts generated for the pinned API version), never loaded at
+    # run time: services stay free of the client library, and mypy checks every parameter.
+    from stripe.params import (
+        CustomerCreateParams,
+        PriceCreateParams,
+        PriceUpdateParams,
+        ProductCreateParams,
+        ProductUpdateParams,
+        SubscriptionScheduleCreateParams,
+        SubscriptionScheduleUpdateParams,
+        SubscriptionUpdateParams,
+        WebhookEndpointCreateParams,
+        WebhookEndpointUpdateParams,
+    )
+    from stripe.params.billing_portal import ConfigurationUpdateParams
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams
 from schemas.stripe import customer_id_of
 from statemachine import account_taken, entitlement_message
 from statemachine.decision import Decision
@@ -317,43 +336,44 @@ class AuditLog(Protocol):
 
 
 class StripeGateway(Protocol):
-    """What our code needs from Stripe. Params use Stripe's own field names."""
+    """What our code needs from Stripe. Requests are the SDK's `stripe.params` types for the
+    pinned API version, so a parameter that version lacks is a type error, not a 400."""
 
     # Catalog
     def list_products(self) -> list[dict[str, Any]]: ...
     def create_product(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: ProductCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
-    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+    def update_product(self, product_id: str, params: ProductUpdateParams) -> dict[str, Any]: ...
     def list_prices(
         self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
     ) -> list[dict[str, Any]]: ...
     def create_price(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: PriceCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
-    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+    def update_price(self, price_id: str, params: PriceUpdateParams) -> dict[str, Any]: ...
 
     # Customers and sessions
     def create_customer(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: CustomerCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
     def create_checkout_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: CheckoutSessionCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
     def create_portal_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: PortalSessionCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
 
     # Subscriptions
     def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]: ...
     def update_subscription(
-        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
     def create_subscription_schedule(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: SubscriptionScheduleCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
     def update_subscription_schedule(
-        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
+        self, schedule_id: str, params: SubscriptionScheduleUpdateParams, *, idempotency_key: str
     ) -> dict[str, Any]: ...
 
     def release_subscription_schedule(
@@ -370,3 +390,16 @@ class StripeGateway(Protocol):
     def retrieve_thin_event(self, event_id: str) -> dict[str, Any]:
         """The v2 event (GET /v2/core/events/{id}): `snapshot_event` names its v1 twin."""
         ...
+
+    # Configuration as code: our webhook endpoint and the Billing Portal configuration
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]: ...
+    def create_webhook_endpoint(
+        self, params: WebhookEndpointCreateParams, *, idempotency_key: str
+    ) -> dict[str, Any]: ...
+    def update_webhook_endpoint(
+        self, endpoint_id: str, params: WebhookEndpointUpdateParams
+    ) -> dict[str, Any]: ...
+    def list_portal_configurations(self) -> list[dict[str, Any]]: ...
+    def update_portal_configuration(
+        self, configuration_id: str, params: ConfigurationUpdateParams
+    ) -> dict[str, Any]: ...

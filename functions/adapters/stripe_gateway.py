@@ -25,13 +25,35 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import stripe
 
 from functions.config import StripeApiSettings
 from functions.errors import StripeRejected, StripeUnavailable
 from functions.log import get_logger
+
+if TYPE_CHECKING:
+    # The SDK's request types, generated from Stripe's OpenAPI spec for the pinned version:
+    # a parameter that version lacks is a mypy error here and in every caller.
+    from stripe.params import (
+        CustomerCreateParams,
+        EventListParams,
+        PriceCreateParams,
+        PriceListParams,
+        PriceUpdateParams,
+        ProductCreateParams,
+        ProductUpdateParams,
+        SubscriptionListParams,
+        SubscriptionScheduleCreateParams,
+        SubscriptionScheduleUpdateParams,
+        SubscriptionUpdateParams,
+        WebhookEndpointCreateParams,
+        WebhookEndpointUpdateParams,
+    )
+    from stripe.params.billing_portal import ConfigurationUpdateParams
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams
 
 # Pinned once; must match the SDK's generated version (tests/integration/test_stripe_gateway.py).
 STRIPE_API_VERSION = "2026-10-28.endive"
@@ -147,7 +169,7 @@ class SdkStripeGateway:
         return cast(dict[str, Any], obj.to_dict(for_json=True))
 
     def _paginate(
-        self, what: str, page: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+        self, what: str, page: Callable[[Any], Any], params: Mapping[str, Any]
     ) -> Iterator[dict[str, Any]]:
         # Manual pagination (not auto_paging_iter) so every page passes the token bucket.
         cursor: str | None = None
@@ -163,7 +185,7 @@ class SdkStripeGateway:
             cursor = data[-1]["id"]
 
     @staticmethod
-    def _opts(idempotency_key: str) -> Any:
+    def _opts(idempotency_key: str) -> stripe.RequestOptions:
         if not idempotency_key:
             raise ValueError("every create needs an idempotency key")
         return {"idempotency_key": idempotency_key}
@@ -174,29 +196,31 @@ class SdkStripeGateway:
         # List, not search: search is eventually consistent, so a product created a moment
         # ago could be missed and created twice.
         v1 = self._client.v1
-        return list(self._paginate("list products", lambda q: v1.products.list(cast(Any, q)), {}))
+        return list(self._paginate("list products", v1.products.list, {}))
 
-    def create_product(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+    def create_product(
+        self, params: ProductCreateParams, *, idempotency_key: str
+    ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "create product",
-                lambda: self._client.v1.products.create(cast(Any, dict(params)), opts),
+                lambda: self._client.v1.products.create(params, opts),
             )
         )
 
-    def update_product(self, product_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def update_product(self, product_id: str, params: ProductUpdateParams) -> dict[str, Any]:
         return self._dict(
             self._call(
                 "update product",
-                lambda: self._client.v1.products.update(product_id, cast(Any, dict(params))),
+                lambda: self._client.v1.products.update(product_id, params),
             )
         )
 
     def list_prices(
         self, *, lookup_keys: Sequence[str] | None = None, product: str | None = None
     ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {}
+        params: PriceListParams = {}
         if lookup_keys is not None:
             if not lookup_keys:
                 return []
@@ -204,56 +228,54 @@ class SdkStripeGateway:
         if product is not None:
             params["product"] = product
         v1 = self._client.v1
-        return list(self._paginate("list prices", lambda q: v1.prices.list(cast(Any, q)), params))
+        return list(self._paginate("list prices", v1.prices.list, params))
 
-    def create_price(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+    def create_price(self, params: PriceCreateParams, *, idempotency_key: str) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
-            self._call(
-                "create price", lambda: self._client.v1.prices.create(cast(Any, dict(params)), opts)
-            )
+            self._call("create price", lambda: self._client.v1.prices.create(params, opts))
         )
 
-    def update_price(self, price_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def update_price(self, price_id: str, params: PriceUpdateParams) -> dict[str, Any]:
         return self._dict(
             self._call(
                 "update price",
-                lambda: self._client.v1.prices.update(price_id, cast(Any, dict(params))),
+                lambda: self._client.v1.prices.update(price_id, params),
             )
         )
 
     # -- customers and sessions ---------------------------------------------------------
 
-    def create_customer(self, params: Mapping[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+    def create_customer(
+        self, params: CustomerCreateParams, *, idempotency_key: str
+    ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "create customer",
-                lambda: self._client.v1.customers.create(cast(Any, dict(params)), opts),
+                lambda: self._client.v1.customers.create(params, opts),
             )
         )
 
     def create_checkout_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: CheckoutSessionCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "create checkout session",
-                lambda: self._client.v1.checkout.sessions.create(cast(Any, dict(params)), opts),
+                lambda: self._client.v1.checkout.sessions.create(params, opts),
             )
         )
 
     def create_portal_session(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: PortalSessionCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "create portal session",
-                lambda: self._client.v1.billing_portal.sessions.create(
-                    cast(Any, dict(params)), opts
-                ),
+                lambda: self._client.v1.billing_portal.sessions.create(params, opts),
             )
         )
 
@@ -262,50 +284,39 @@ class SdkStripeGateway:
     def list_customer_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
         # status=all: on-call needs canceled and incomplete ones too, not just live ones.
         v1 = self._client.v1
-        return list(
-            self._paginate(
-                "list subscriptions",
-                lambda q: v1.subscriptions.list(cast(Any, q)),
-                {"customer": customer_id, "status": "all"},
-            )
-        )
+        filters: SubscriptionListParams = {"customer": customer_id, "status": "all"}
+        return list(self._paginate("list subscriptions", v1.subscriptions.list, filters))
 
     def update_subscription(
-        self, subscription_id: str, params: Mapping[str, Any], *, idempotency_key: str
+        self, subscription_id: str, params: SubscriptionUpdateParams, *, idempotency_key: str
     ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "update subscription",
-                lambda: self._client.v1.subscriptions.update(
-                    subscription_id, cast(Any, dict(params)), opts
-                ),
+                lambda: self._client.v1.subscriptions.update(subscription_id, params, opts),
             )
         )
 
     def create_subscription_schedule(
-        self, params: Mapping[str, Any], *, idempotency_key: str
+        self, params: SubscriptionScheduleCreateParams, *, idempotency_key: str
     ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "create subscription schedule",
-                lambda: self._client.v1.subscription_schedules.create(
-                    cast(Any, dict(params)), opts
-                ),
+                lambda: self._client.v1.subscription_schedules.create(params, opts),
             )
         )
 
     def update_subscription_schedule(
-        self, schedule_id: str, params: Mapping[str, Any], *, idempotency_key: str
+        self, schedule_id: str, params: SubscriptionScheduleUpdateParams, *, idempotency_key: str
     ) -> dict[str, Any]:
         opts = self._opts(idempotency_key)
         return self._dict(
             self._call(
                 "update subscription schedule",
-                lambda: self._client.v1.subscription_schedules.update(
-                    schedule_id, cast(Any, dict(params)), opts
-                ),
+                lambda: self._client.v1.subscription_schedules.update(schedule_id, params, opts),
             )
         )
 
@@ -324,11 +335,55 @@ class SdkStripeGateway:
 
     def list_undelivered_events(self, created_gte: int) -> list[dict[str, Any]]:
         v1 = self._client.v1
+        filters: EventListParams = {"delivery_success": False, "created": {"gte": created_gte}}
+        return list(self._paginate("list events", v1.events.list, filters))
+
+    # -- webhook endpoint and portal configuration (configuration as code) --------------
+
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        v1 = self._client.v1
+        return list(self._paginate("list webhook endpoints", v1.webhook_endpoints.list, {}))
+
+    def create_webhook_endpoint(
+        self, params: WebhookEndpointCreateParams, *, idempotency_key: str
+    ) -> dict[str, Any]:
+        opts = self._opts(idempotency_key)
+        return self._dict(
+            self._call(
+                "create webhook endpoint",
+                lambda: self._client.v1.webhook_endpoints.create(params, opts),
+            )
+        )
+
+    def update_webhook_endpoint(
+        self, endpoint_id: str, params: WebhookEndpointUpdateParams
+    ) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "update webhook endpoint",
+                lambda: self._client.v1.webhook_endpoints.update(endpoint_id, params),
+            )
+        )
+
+    def list_portal_configurations(self) -> list[dict[str, Any]]:
+        v1 = self._client.v1
         return list(
             self._paginate(
-                "list events",
-                lambda q: v1.events.list(cast(Any, q)),
-                {"delivery_success": False, "created": {"gte": created_gte}},
+                "list portal configurations",
+                v1.billing_portal.configurations.list,
+                {},
+            )
+        )
+
+    def update_portal_configuration(
+        self, configuration_id: str, params: ConfigurationUpdateParams
+    ) -> dict[str, Any]:
+        return self._dict(
+            self._call(
+                "update portal configuration",
+                lambda: self._client.v1.billing_portal.configurations.update(
+                    configuration_id, params
+                ),
             )
         )
 

@@ -26,10 +26,18 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from functions.ports import StripeGateway
 from schemas.catalog import AddOn, Catalog, Plan
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        PriceCreateParams,
+        PriceUpdateParams,
+        ProductCreateParams,
+        ProductUpdateParams,
+    )
 
 Action = Literal[
     "create_product", "update_product", "create_price", "update_price", "archive_price", "no_change"
@@ -179,6 +187,52 @@ def _price_changes(
     return [Change("update_price", item.id, key, price["id"], diff, reason=reason)]
 
 
+# Change.fields is the plan's data (printed, compared, JSON); the requests are rebuilt from it
+# key by key as the SDK's types, so mypy checks every parameter name against the pinned API.
+
+
+def _product_create(f: dict[str, Any]) -> ProductCreateParams:
+    return {"name": f["name"], "metadata": f["metadata"]}
+
+
+def _product_update(f: dict[str, Any]) -> ProductUpdateParams:
+    params: ProductUpdateParams = {}
+    if "name" in f:
+        params["name"] = f["name"]
+    if "metadata" in f:
+        params["metadata"] = f["metadata"]
+    if "active" in f:
+        params["active"] = f["active"]
+    return params
+
+
+def _price_create(f: dict[str, Any], product_id: str) -> PriceCreateParams:
+    params: PriceCreateParams = {
+        "currency": f["currency"],
+        "unit_amount": f["unit_amount"],
+        "recurring": {
+            "interval": f["recurring"]["interval"],
+            "interval_count": f["recurring"]["interval_count"],
+        },
+        "lookup_key": f["lookup_key"],
+        "nickname": f["nickname"],
+        "metadata": f["metadata"],
+        "product": product_id,
+    }
+    if f.get("transfer_lookup_key"):
+        params["transfer_lookup_key"] = True
+    return params
+
+
+def _price_update(f: dict[str, Any]) -> PriceUpdateParams:
+    params: PriceUpdateParams = {}
+    if "metadata" in f:
+        params["metadata"] = f["metadata"]
+    if "active" in f:
+        params["active"] = f["active"]
+    return params
+
+
 def apply_sync(changes: Sequence[Change], gateway: StripeGateway) -> list[dict[str, Any]]:
     """Applies the writes in order (a product before its price, a new price before the
     archive of the old one); returns what Stripe answered for each write."""
@@ -191,25 +245,22 @@ def apply_sync(changes: Sequence[Change], gateway: StripeGateway) -> list[dict[s
     for change in changes:
         if change.action == "create_product":
             created = gateway.create_product(
-                change.fields,
+                _product_create(change.fields),
                 idempotency_key=_idempotency_key("product", change.dataface_id, change.fields),
             )
             product_ids[change.dataface_id] = created["id"]
             results.append(created)
         elif change.action == "update_product":
             assert change.stripe_id is not None
-            results.append(gateway.update_product(change.stripe_id, change.fields))
+            results.append(gateway.update_product(change.stripe_id, _product_update(change.fields)))
         elif change.action == "create_price":
             product_id = product_ids.get(change.dataface_id)
             if product_id is None:
                 raise RuntimeError(f"no product for {change.dataface_id}; plan and apply disagree")
-            params = {**change.fields, "product": product_id}
-            results.append(
-                gateway.create_price(
-                    params, idempotency_key=_idempotency_key("price", change.dataface_id, params)
-                )
-            )
+            params = _price_create(change.fields, product_id)
+            key = _idempotency_key("price", change.dataface_id, dict(params))
+            results.append(gateway.create_price(params, idempotency_key=key))
         elif change.action in {"update_price", "archive_price"}:
             assert change.stripe_id is not None
-            results.append(gateway.update_price(change.stripe_id, change.fields))
+            results.append(gateway.update_price(change.stripe_id, _price_update(change.fields)))
     return results

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.errors import PermanentError
 from functions.ports import AccountStore, StripeGateway
@@ -54,6 +54,16 @@ from statemachine.plan_change import (
     line_items,
     state_of,
 )
+
+if TYPE_CHECKING:
+    # The SDK's request types for the pinned API version (type checking only: services do
+    # not load the client library). A parameter Stripe removed is a mypy error here.
+    from stripe.params import (
+        SubscriptionScheduleUpdateParamsPhase,
+        SubscriptionScheduleUpdateParamsPhaseItem,
+        SubscriptionUpdateParamsItem,
+    )
+    from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubscriptionData
 
 Result = dict[str, Any]
 # A change request repeated within this window, on the same subscription state, is a replay.
@@ -112,12 +122,12 @@ class CheckoutService:
         items = line_items(target_of(req), self.catalog)
         prices = self._price_ids([k for k, _ in items])
         trial_days = 0 if link.trial_used or trialed_before else self.catalog.trial_days
-        subscription_data: dict[str, Any] = {
+        subscription_data: SessionCreateParamsSubscriptionData = {
             "metadata": {"account_id": req.account_id, "dataface_plan": req.plan}
         }
         if trial_days:
             subscription_data["trial_period_days"] = trial_days
-        params = {
+        params: SessionCreateParams = {
             "mode": "subscription",
             "customer": link.customer_id,
             "client_reference_id": req.account_id,
@@ -237,22 +247,20 @@ class CheckoutService:
                 {"from_subscription": sub["id"]}, idempotency_key=f"schedule-{key}"
             )
             schedule_id = schedule["id"]
-        current = [
+        current: list[SubscriptionScheduleUpdateParamsPhaseItem] = [
             {"price": i["price"]["id"], "quantity": _quantity(i)} for i in sub["items"]["data"]
+        ]
+        phases: list[SubscriptionScheduleUpdateParamsPhase] = [
+            {"items": current, "start_date": start, "end_date": end},
+            {
+                "items": [{"price": prices[k], "quantity": q} for k, q in target_items],
+                "proration_behavior": "none",
+                "duration": {"interval": "month", "interval_count": 1},
+            },
         ]
         self.gateway.update_subscription_schedule(
             schedule_id,
-            {
-                "end_behavior": "release",
-                "phases": [
-                    {"items": current, "start_date": start, "end_date": end},
-                    {
-                        "items": [{"price": prices[k], "quantity": q} for k, q in target_items],
-                        "proration_behavior": "none",
-                        "duration": {"interval": "month", "interval_count": 1},
-                    },
-                ],
-            },
+            {"end_behavior": "release", "phases": phases},
             idempotency_key=f"downgrade-{key}",
         )
         return {
@@ -264,7 +272,7 @@ class CheckoutService:
 
     def _update_items(
         self, sub: dict[str, Any], target: PlanTarget, prices: dict[str, str]
-    ) -> list[dict[str, Any]]:
+    ) -> list[SubscriptionUpdateParamsItem]:
         """Stripe's item changes: keep-and-reprice what the target has, delete the rest."""
         wanted: dict[str, tuple[str, int]] = {
             "plan": (self.catalog.plan(target.plan).lookup_key, 1)
@@ -274,7 +282,7 @@ class CheckoutService:
         seat = self.catalog.seat_add_on()
         if target.seats and seat is not None:
             wanted[seat.id] = (seat.lookup_key, target.seats)
-        changes: list[dict[str, Any]] = []
+        changes: list[SubscriptionUpdateParamsItem] = []
         for item in sub["items"]["data"]:
             ref = item_ref(item, self.catalog)
             if ref in wanted:

@@ -23,6 +23,7 @@ from functions.entrypoints.auth import issue_token
 from functions.services.catalog_sync import apply_sync, plan_sync
 from infra.local.emulators import Emulators
 from statemachine.catalog import CATALOG
+from tests.support.stripe_params_check import request_problems
 from tests.support.stripe_server import StripeServer
 
 
@@ -31,6 +32,9 @@ def stripe_server() -> Iterator[StripeServer]:
     server = StripeServer().start()
     yield server
     server.stop()
+    # Whatever a test made us send, every parameter must exist in the pinned API version's
+    # request types (the SDK's stripe.params): an SDK upgrade that drops one fails here.
+    assert request_problems(server.all_requests) == []
 
 
 @pytest.fixture(scope="session")

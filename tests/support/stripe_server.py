@@ -12,6 +12,7 @@ Behaviours tests rely on:
   400, with it the key moves to the new price.
 - `fail_next(n, status)` answers the next n requests (optionally matching a path prefix)
   with a Stripe error, e.g. 429 rate limits.
+- Webhook endpoints and portal configurations: tests/support/stripe_server_config.py.
 - Seeding for other tests: `server.state.subscriptions[sub_id] = {...}` or
   `server.seed_subscription(...)`, `server.seed_event(..., delivered=False)`.
 - Lifecycle: `complete_checkout(session_id)` creates the subscription a finished Checkout
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from infra.local.stripe_fixtures import resources
+from tests.support.stripe_server_config import ConfigurationRoutes
 
 # shared/ sits beside the repository (as in CI: a fresh clone with shared/ next to it).
 _INT_FIELDS = {
@@ -61,6 +63,10 @@ _BOOL_FIELDS = {
     "deleted",
     "delivery_success",
     "cancel_at_period_end",
+    "disabled",
+    "enabled",
+    "connect",
+    "is_default",
 }
 
 
@@ -102,6 +108,8 @@ class State:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     # v2 events (thin): what GET /v2/core/events/{id} answers.
     thin_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    webhook_endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    portal_configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _coerce(key: str, value: str) -> Any:
@@ -139,13 +147,15 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
-class StripeServer:
+class StripeServer(ConfigurationRoutes):
     def __init__(self, fixtures: Path | None = None) -> None:
         self.templates: dict[str, Any] = (
             json.loads(fixtures.read_text())["resources"] if fixtures else resources()
         )
         self.state = State()
         self.requests: list[RecordedRequest] = []
+        # Every request since start, kept through clear_requests (the params check reads it).
+        self.all_requests: list[RecordedRequest] = []
         self._idem: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = {}
         self._failures: list[tuple[str, str, int]] = []
         self._lock = threading.RLock()
@@ -461,6 +471,7 @@ class StripeServer:
         with self._lock:
             self.api_version = headers.get("stripe-version", self.api_version)
             self.requests.append(record)
+            self.all_requests.append(record)
             status, payload = self._handle_locked(method, path, params, headers)
             record.status = status
             return status, payload
@@ -507,6 +518,9 @@ class StripeServer:
             handler, rest = getattr(self, f"_{method.lower()}_checkout_sessions", None), rest[1:]
         if res == "billing_portal" and rest[:1] == ["sessions"]:
             handler, rest = getattr(self, f"_{method.lower()}_portal_sessions", None), rest[1:]
+        if res == "billing_portal" and rest[:1] == ["configurations"]:
+            handler = getattr(self, f"_{method.lower()}_portal_configurations", None)
+            rest = rest[1:]
         if handler is None:
             raise StripeApiError(404, "invalid_request_error", f"Unrecognized request URL ({path})")
         result: dict[str, Any] = handler(rest, p, path)

@@ -28,9 +28,31 @@ def _rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+# The SDK's request TypedDicts (generated per API version) may be imported for type checking
+# only: they are data shapes, not the client, and never load at run time.
+TYPE_ONLY_ALLOWED = ("stripe.params",)
+
+
+def _type_only_imports(tree: ast.Module) -> set[int]:
+    """ids of import nodes inside a top-level `if TYPE_CHECKING:` block."""
+    return {
+        id(child)
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+        for child in ast.walk(node)
+        if isinstance(child, ast.ImportFrom) and (child.module or "").startswith(TYPE_ONLY_ALLOWED)
+    }
+
+
 def _imports(path: Path) -> set[str]:
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = _type_only_imports(tree)
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -61,6 +83,24 @@ def test_services_ports_and_the_message_module_use_no_adapter_and_no_client_libr
     ]
     forbidden = ("functions.adapters", "functions.entrypoints", "flask", *CLIENT_LIBRARIES)
     assert _offenders(paths, forbidden) == []
+
+
+def test_only_type_checking_imports_of_stripe_params_are_exempt(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import stripe\n"
+        "from stripe.params import ProductCreateParams\n"
+        "if TYPE_CHECKING:\n"
+        "    from stripe.params import PriceCreateParams\n"
+        "    from stripe import StripeClient\n"
+    )
+    assert _imports(module) >= {
+        "stripe",
+        "stripe.params.ProductCreateParams",
+        "stripe.StripeClient",
+    }
+    assert "stripe.params.PriceCreateParams" not in _imports(module)
 
 
 def test_only_the_composition_root_builds_adapters() -> None:

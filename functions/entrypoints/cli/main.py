@@ -31,6 +31,7 @@ from functions.entrypoints.cli.dlq import dlq  # noqa: E402
 from functions.entrypoints.cli.probe import probe  # noqa: E402
 from functions.entrypoints.cli.reconcile import reconcile  # noqa: E402
 from functions.entrypoints.cli.relay import relay  # noqa: E402
+from functions.entrypoints.cli.stripe_config import stripe  # noqa: E402
 
 cli.add_command(account)
 cli.add_command(catalog)
@@ -38,3 +39,4 @@ cli.add_command(dlq)
 cli.add_command(probe)
 cli.add_command(reconcile)
 cli.add_command(relay)
+cli.add_command(stripe)
