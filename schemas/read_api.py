@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from schemas.entitlements import CurrentEntitlements
 
-# Ids we accept in a path or body: what Firestore can key and Stripe or we can mint.
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
+# Ids we accept in a path, a body or a page token: what Firestore can key and Stripe or
+# we can mint. The entry point's routes match the same pattern.
+ID_PATTERN = r"[A-Za-z0-9_-]{1,255}"
+Id = Annotated[str, StringConstraints(pattern=rf"^{ID_PATTERN}$")]
 
 
 class BatchGetRequest(BaseModel):

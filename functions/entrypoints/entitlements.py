@@ -28,16 +28,15 @@ from functions.errors import ConfigError, TransientError
 from functions.log import get_logger
 from functions.services.entitlements_read import EntitlementReader
 from schemas.entitlements import CurrentEntitlements
-from schemas.read_api import BatchGetRequest
+from schemas.read_api import ID_PATTERN, BatchGetRequest
 
-_ID = r"[A-Za-z0-9_-]{1,255}"
 _ROUTES = (
-    ("account", re.compile(rf"/v1/entitlements/(?P<id>{_ID})")),
-    ("customer", re.compile(rf"/v1/entitlements/by-customer/(?P<id>{_ID})")),
+    ("account", re.compile(rf"/v1/entitlements/(?P<id>{ID_PATTERN})")),
+    ("customer", re.compile(rf"/v1/entitlements/by-customer/(?P<id>{ID_PATTERN})")),
     ("page", re.compile(r"/v1/entitlements/?")),
     ("batch", re.compile(r"/v1/entitlements:batchGet")),
 )
-_PAGE_TOKEN = re.compile(rf"^{_ID}$")
+_PAGE_TOKEN = re.compile(rf"^{ID_PATTERN}$")
 DEFAULT_PAGE_SIZE = 100
 
 

@@ -73,27 +73,37 @@ class ProbeResult:
     detail: str = ""
 
 
-def probe_event(
-    event_id: str, now: int, lookup_key: str, *, first: bool, livemode: bool
+def subscription_event(
+    event_id: str,
+    now: int,
+    lookup_key: str,
+    *,
+    customer: str,
+    subscription_id: str,
+    subscription_created: int,
+    first: bool,
+    livemode: bool,
+    metadata: dict[str, str],
 ) -> dict[str, Any]:
-    """A Stripe event of the current API shape for the probe customer's subscription."""
+    """A `customer.subscription.created|updated` event of the current API shape: one active
+    subscription on the price with `lookup_key`, as Stripe sends it."""
     item = {
-        "id": "si_0DatafaceSyntheticProbe",
+        "id": f"si_{subscription_id.removeprefix('sub_')}",
         "object": "subscription_item",
-        "price": {"id": f"price_probe_{lookup_key}", "object": "price", "lookup_key": lookup_key},
+        "price": {"id": f"price_{lookup_key}", "object": "price", "lookup_key": lookup_key},
         "quantity": 1,
         "current_period_start": now,
         "current_period_end": now + 30 * 86400,
     }
     subscription = {
-        "id": PROBE_SUBSCRIPTION_ID,
+        "id": subscription_id,
         "object": "subscription",
-        "customer": PROBE_CUSTOMER_ID,
+        "customer": customer,
         "status": "active",
-        "created": SUBSCRIPTION_CREATED,
+        "created": subscription_created,
         "items": {"object": "list", "data": [item], "has_more": False},
         "cancel_at_period_end": False,
-        "metadata": {"dataface_synthetic": "probe"},
+        "metadata": metadata,
         "livemode": livemode,
     }
     return {
@@ -105,6 +115,23 @@ def probe_event(
         "api_version": None,
         "data": {"object": subscription},
     }
+
+
+def probe_event(
+    event_id: str, now: int, lookup_key: str, *, first: bool, livemode: bool
+) -> dict[str, Any]:
+    """The probe customer's subscription event."""
+    return subscription_event(
+        event_id,
+        now,
+        lookup_key,
+        customer=PROBE_CUSTOMER_ID,
+        subscription_id=PROBE_SUBSCRIPTION_ID,
+        subscription_created=SUBSCRIPTION_CREATED,
+        first=first,
+        livemode=livemode,
+        metadata={"dataface_synthetic": "probe"},
+    )
 
 
 class Probe:

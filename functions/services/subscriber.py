@@ -128,7 +128,9 @@ class Subscriber:
 
     def handle(self, message: IncomingMessage) -> Outcome:
         started = time.perf_counter()
-        trace_id = message.attributes.get(events.TRACE_ID)
+        # The webhook's trace; a new one for a message without (a replay from old tooling),
+        # so the log lines and the entitlement message of this work still share one.
+        trace_id = message.attributes.get(events.TRACE_ID) or new_trace_id()
         log = get_logger(
             component="subscriber",
             message_id=message.message_id,
@@ -192,7 +194,7 @@ class Subscriber:
         return self._thin.evidence(note)
 
     def _ignore(
-        self, note: ThinEventNotification, message: IncomingMessage, trace_id: str | None
+        self, note: ThinEventNotification, message: IncomingMessage, trace_id: str
     ) -> Outcome:
         """A thin type we do not act on: the marker only, like an unhandled snapshot."""
         op = Operation(
@@ -201,7 +203,7 @@ class Subscriber:
             customer_id=None,
             at=note.created_second,
             source=events.arrived_by(message.attributes),
-            trace_id=trace_id or new_trace_id(),
+            trace_id=trace_id,
         )
         result = self.applier.apply(op, None).result
         kind = "duplicate" if result.duplicate else "ignored"
@@ -211,7 +213,7 @@ class Subscriber:
         self,
         event: StripeEvent,
         message: IncomingMessage,
-        trace_id: str | None,
+        trace_id: str,
         *,
         op_type: str | None = None,
     ) -> Outcome:
@@ -223,7 +225,7 @@ class Subscriber:
             customer_id=customer_id,
             at=event.created,
             source=events.arrived_by(message.attributes),
-            trace_id=trace_id or new_trace_id(),
+            trace_id=trace_id,
         )
 
         def decide(record: Any) -> statemachine.Decision:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from functions.config import CommonSettings
+from functions.services.probe import subscription_event
 from infra.local.emulators import Emulators, start_emulators, stop_process_group
 from infra.local.signing import sign
 from infra.local.topology import desired_topology, provision
@@ -245,32 +246,17 @@ class LocalStack:
 def curl_example(url: str, secret: str) -> str:
     """A signed `customer.subscription.created` for `cus_dev` on Team, as Stripe sends it."""
     now = int(time.time())
-    item = {
-        "id": "si_dev",
-        "object": "subscription_item",
-        "price": {"id": "price_dev_team", "object": "price", "lookup_key": "dataface_team_monthly"},
-        "quantity": 1,
-        "current_period_start": now,
-        "current_period_end": now + 30 * 86400,
-    }
-    subscription = {
-        "id": "sub_dev",
-        "object": "subscription",
-        "customer": "cus_dev",
-        "status": "active",
-        "created": now,
-        "items": {"object": "list", "data": [item], "has_more": False},
-        "metadata": {"account_id": "acct_dev"},
-    }
-    event = {
-        "id": f"evt_dev{uuid.uuid4().hex[:12]}",
-        "object": "event",
-        "type": "customer.subscription.created",
-        "created": now,
-        "livemode": False,
-        "api_version": "2025-03-31.basil",
-        "data": {"object": subscription},
-    }
+    event = subscription_event(
+        f"evt_dev{uuid.uuid4().hex[:12]}",
+        now,
+        "dataface_team_monthly",
+        customer="cus_dev",
+        subscription_id="sub_dev",
+        subscription_created=now,
+        first=True,
+        livemode=False,
+        metadata={"account_id": "acct_dev"},
+    )
     body = json.dumps(event, separators=(",", ":"))
     header = sign(body.encode(), [secret], now)
     return (
